@@ -1,0 +1,156 @@
+"""The command line: `python -m hpc_tf submit|render|validate CONFIG`, and `status|wait|cancel RUN`.
+
+Each subcommand is a small function over the Python API; errors become one message on
+stderr and exit status 2 (bad input) or 1 (anything else), with a traceback only under --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import HpcTfError, JobFailedError, RunError, UsageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="python -m hpc_tf", parents=[common],
+                                     description="Run TensorFlow training jobs on Slurm or on this machine.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        p.add_argument("config", help="estimator config (YAML)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (dotted keys, YAML values); repeatable")
+        return p
+
+    p = config_cmd("submit", "validate, snapshot, render and submit a job")
+    _backend_opt(p)
+    p.add_argument("--runs-dir", help="where run directories go (default: $HPC_TF_RUNS_DIR or ./runs)")
+    p.add_argument("--wait", action="store_true", help="stream the job's output until it ends; exit with its exit code")
+    p.add_argument("--json", action="store_true", help="print {run_id, job_id, run_dir, backend} as JSON")
+    p = config_cmd("render", "print the job script that submit would submit")
+    _backend_opt(p)
+    config_cmd("validate", "check a config and report every problem")
+    for name, help_text in (("status", "show a run's status"), ("wait", "wait for a run to end, streaming its output"),
+                            ("cancel", "cancel a run")):
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        p.add_argument("run", help="run directory or run id")
+        p.add_argument("--runs-dir", help="where to look for a run id")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _backend_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=["auto", "slurm", "local"],
+                   help="auto (default): the compute_target's, else Slurm if a cluster answers, else local")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .experiment import TensorFlow
+
+    est = TensorFlow.from_yaml(args.config, args.overrides)
+    target = est.target()
+    print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r})")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .experiment import TensorFlow, prepare
+
+    sub = prepare(TensorFlow.from_yaml(args.config, args.overrides).spec, args.backend)
+    sys.stdout.write(sub.script)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .experiment import TensorFlow, prepare, runs_dir_from, submit
+
+    sub = prepare(TensorFlow.from_yaml(args.config, args.overrides).spec, args.backend)
+    print(f"hpc_tf: backend {sub.backend} ({sub.why})", file=sys.stderr)
+    run = submit(sub, runs_dir_from(args.runs_dir, os.environ))
+    status = run.dir.read_status()
+    info = {"run_id": run.run_id, "job_id": status.get("job_id"), "run_dir": str(run.run_dir), "backend": sub.backend}
+    if args.json and not args.wait:
+        print(json.dumps(info))
+    elif not args.json:
+        print(f"submitted run {run.run_id} (job {info['job_id']}, {sub.backend}): {run.run_dir}")
+    if not args.wait:
+        return 0
+    return _wait(run, info if args.json else None)
+
+
+def _wait(run, json_info: dict | None) -> int:
+    out = sys.stderr if json_info is not None else sys.stdout
+    try:
+        status = run.wait_for_completion(show_output=True, raise_on_error=False, out=out, err=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\nhpc_tf: stopped waiting; the job goes on (python -m hpc_tf wait {run.run_dir})", file=sys.stderr)
+        return 130
+    code = 0 if status.get("state") == "COMPLETED" else (status.get("exit_code") or 1)
+    if json_info is not None:
+        print(json.dumps({**json_info, "state": status.get("state"), "exit_code": status.get("exit_code")}))
+    if status.get("state") != "COMPLETED":
+        print(f"hpc_tf: {JobFailedError(str(run.run_dir), status.get('state', 'UNKNOWN'), status.get('exit_code'), run.stderr_tail())}",
+              file=sys.stderr)
+    else:
+        print(f"hpc_tf: run {run.run_id} COMPLETED", file=sys.stderr)
+    return code
+
+
+def _find_run(text: str, runs_dir: str | None):
+    from .experiment import Run, runs_dir_from
+
+    path = Path(text)
+    if (path / "status.json").is_file():
+        return Run(path)
+    root = runs_dir_from(runs_dir, os.environ)
+    matches = sorted(root.glob(f"*/{text}*/status.json")) if root.is_dir() and "/" not in text else []
+    if len(matches) == 1:
+        return Run(matches[0].parent)
+    if len(matches) > 1:
+        raise UsageError(f"run {text!r} is ambiguous in {root}: " + ", ".join(m.parent.name for m in matches[:5]))
+    raise RunError(f"no run {text!r} (neither a run directory nor a run id under {root})")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _find_run(args.run, args.runs_dir).status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        for key in ("run_id", "state", "exit_code", "job_id", "backend", "nodes", "submit_time", "start_time", "end_time"):
+            print(f"{key:12} {status.get(key)}")
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    run = _find_run(args.run, args.runs_dir)
+    return _wait(run, {"run_id": run.run_id, "run_dir": str(run.run_dir)} if args.json else None)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    run = _find_run(args.run, args.runs_dir)
+    run.cancel()
+    print(f"hpc_tf: cancellation requested for run {run.run_id}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate,
+            "status": cmd_status, "wait": cmd_wait, "cancel": cmd_cancel}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HpcTfError as exc:
+        if args.debug:
+            raise
+        print(f"hpc_tf: error: {exc}", file=sys.stderr)
+        return exc.exit_status

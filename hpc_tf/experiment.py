@@ -1,0 +1,236 @@
+"""The Python API: `TensorFlow` (the estimator), `Experiment.submit`, and `Run` (status, wait, cancel)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Mapping, Sequence
+
+from . import plan as _plan
+from .errors import ConfigError, JobFailedError, Problem, RunError
+from .rundir import TERMINAL_STATES, RunDir, utc_now
+from .spec import EstimatorSpec, load_spec, validate
+from .targets import Target, resolve_target, search_path
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def runs_dir_from(explicit: str | Path | None, env: Mapping[str, str]) -> Path:
+    """--runs-dir, then HPC_TF_RUNS_DIR, then ./runs."""
+    return Path(explicit or env.get("HPC_TF_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+class TensorFlow:
+    """A TensorFlow training job, with the Azure ML estimator's keyword names (see README)."""
+
+    def __init__(self, source_directory: str | Path, entry_script: str, **options: Any) -> None:
+        data = {"source_directory": str(source_directory), "entry_script": entry_script, **options}
+        self.spec: EstimatorSpec = validate(data, Path.cwd(), "TensorFlow(...)")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> "TensorFlow":
+        est = cls.__new__(cls)
+        est.spec = load_spec(path, overrides)
+        return est
+
+    def target(self, env: Mapping[str, str] | None = None) -> Target:
+        return resolve_target(self.spec, search_path(os.environ if env is None else env))
+
+    def executor(self, folder: str | Path | None = None, backend: str = "auto") -> Any:
+        """A submitit executor configured from this estimator's compute target, for your own functions."""
+        from .backends import choose_backend
+        from .executors import make_executor
+
+        target = self.target()
+        chosen, _ = choose_backend(backend, target.backend)
+        folder = Path(folder) if folder else runs_dir_from(None, os.environ) / self.spec.experiment / "submitit"
+        return make_executor(self.spec, target, chosen, folder)
+
+
+@dataclass
+class Submission:
+    """A job ready to go: validated spec, target, chosen backend and the exact script text."""
+
+    spec: EstimatorSpec
+    target: Target
+    backend: str
+    why: str
+    script: str
+
+
+def prepare(spec: EstimatorSpec, backend: str = "auto", env: Mapping[str, str] | None = None) -> Submission:
+    """Resolve the target, choose the backend and render the script: no disk writes, no submission."""
+    from .backends import choose_backend
+    from .render import render_script
+
+    env = os.environ if env is None else env
+    target = resolve_target(spec, search_path(env))
+    chosen, why = choose_backend(backend, target.backend)
+    root = str(Path(__file__).resolve().parent.parent)
+    if chosen == "slurm":
+        script_plan = _plan.slurm_plan(spec, target, sys.executable, root)
+    else:
+        script_plan = _plan.local_plan(spec, sys.executable, root)
+    script = render_script(script_plan, env.get("HPC_TF_TEMPLATE_DIR"))
+    return Submission(spec, target, chosen, why, script)
+
+
+def submit(sub: Submission, runs_dir: str | Path) -> "Run":
+    """Snapshot, write the run directory, submit. Validation already happened in `prepare`."""
+    import yaml
+
+    from .backends import get_backend
+    from .errors import SubmissionError
+    from .snapshot import DEFAULT_MAX_MB, copy_snapshot, plan_snapshot
+
+    spec = sub.spec
+    runs_dir = Path(runs_dir).absolute()
+    max_mb = float(os.environ.get("HPC_TF_SNAPSHOT_MAX_MB", DEFAULT_MAX_MB))
+    snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(max_mb * 2**20))
+    run = RunDir.create(runs_dir, spec.experiment)
+    copy_snapshot(snap, run.snapshot)
+    (run.snapshot / "outputs").symlink_to(Path("..") / "outputs")
+    resolved = spec.model_dump(mode="json")
+    resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
+                            "target_options": sub.target.options.model_dump(mode="json", exclude_defaults=True)}
+    run.config_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    run.write_json(run.job_json, {
+        "run_id": run.run_id, "experiment": spec.experiment, "backend": sub.backend,
+        "command": _plan.task_command(spec, sys.executable), "env": _plan.task_environment(spec),
+        "ntasks": spec.node_count * spec.process_count_per_node,
+        "max_run_duration_seconds": spec.max_run_duration_seconds,
+    })
+    run.script.write_text(sub.script, encoding="utf-8")
+    run.update_status(run_id=run.run_id, experiment=spec.experiment, backend=sub.backend, state="PENDING",
+                      job_id=None, exit_code=None, nodes=[], submit_time=utc_now(), start_time=None, end_time=None)
+    try:
+        job_id = get_backend(sub.backend).submit(run, sub.script)
+    except SubmissionError as exc:
+        run.update_status(state="FAILED", final=True, end_time=utc_now(), message=str(exc))
+        raise
+    run.update_status(job_id=job_id)
+    return Run(run)
+
+
+class Experiment:
+    """A named group of runs under `<runs dir>/<name>/` (the Azure ML Experiment)."""
+
+    def __init__(self, name: str, runs_dir: str | Path | None = None) -> None:
+        from .spec import NAME_RE
+
+        if not NAME_RE.match(name):
+            raise ConfigError([Problem("experiment", "expected letters, digits, '.', '_' and '-'", name, True, "Experiment(...)")])
+        self.name = name
+        self.runs_dir = runs_dir_from(runs_dir, os.environ)
+
+    def submit(self, estimator: TensorFlow, backend: str = "auto") -> "Run":
+        spec = estimator.spec.model_copy(update={"experiment": self.name})
+        return submit(prepare(spec, backend), self.runs_dir)
+
+
+class Run:
+    """One submitted job, found through its run directory; safe to use from any process."""
+
+    def __init__(self, run_dir: RunDir | str | Path) -> None:
+        self.dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        if not self.dir.exists():
+            raise RunError(f"not a run directory (no status.json): {self.dir.path}")
+
+    @property
+    def run_id(self) -> str:
+        return self.dir.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dir.path
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir.path)!r})"
+
+    def status(self) -> dict[str, Any]:
+        """status.json, reconciled with the scheduler until the state is final."""
+        status = self.dir.read_status()
+        if status.get("final") or not status.get("job_id"):
+            return status
+        from .backends import get_backend
+
+        seen = get_backend(status["backend"]).states([status["job_id"]]).get(status["job_id"])
+        return self._reconcile(status, seen)
+
+    def _reconcile(self, status: dict[str, Any], seen: Any) -> dict[str, Any]:
+        """The scheduler's terminal state is the truth; the runtime's record adds the exit code."""
+        if seen is None:
+            return status
+        if seen.state in TERMINAL_STATES:
+            exit_code = status.get("exit_code")
+            if exit_code is None or (seen.state == "COMPLETED") != (exit_code == 0):
+                exit_code = seen.exit_code if seen.exit_code is not None else exit_code
+            return self.dir.update_status(state=seen.state, exit_code=exit_code, final=True,
+                                          end_time=status.get("end_time") or utc_now())
+        if seen.state != status.get("state") and status.get("state") in (None, "PENDING"):
+            return self.dir.update_status(state=seen.state)
+        return status
+
+    def cancel(self) -> None:
+        from .backends import get_backend
+
+        status = self.dir.read_status()
+        if status.get("job_id") and not status.get("final"):
+            get_backend(status["backend"]).cancel(status["job_id"])
+
+    def stderr_tail(self, lines: int = 20, rank: int = 0) -> str:
+        for path in (self.dir.rank_err(rank), self.dir.logs / "launcher-0.log"):
+            if path.is_file() and path.stat().st_size:
+                return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
+                            out: IO[str] | None = None, err: IO[str] | None = None,
+                            timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the final state, streaming rank 0's stdout/stderr when show_output is true."""
+        follower = _Follower([(self.dir.rank_out(0), out or sys.stdout), (self.dir.rank_err(0), err or sys.stderr)])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval, next_query = 0.5, 0.0
+        while True:
+            if show_output:
+                follower.pump()
+            status = self.dir.read_status()
+            if not status.get("final") and time.monotonic() >= next_query:
+                status = self.status()
+                # The runtime has written its end: ask the scheduler promptly; otherwise back off.
+                interval = 0.5 if status.get("end_time") else min(interval * 1.5, 5.0)
+                next_query = time.monotonic() + interval
+            if status.get("final"):
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunError(f"run {self.run_id} not finished after {timeout} s (state {status.get('state')})")
+            time.sleep(0.2)
+        if show_output:
+            follower.pump()
+        if raise_on_error and status.get("state") != "COMPLETED":
+            raise JobFailedError(str(self.dir.path), status.get("state", "UNKNOWN"), status.get("exit_code"), self.stderr_tail())
+        return status
+
+
+class _Follower:
+    """Copies what files gain to streams, from where it last stopped (like `tail -f` for several files)."""
+
+    def __init__(self, pairs: list[tuple[Path, IO[str]]]) -> None:
+        self.pairs = pairs
+        self.offsets = {path: 0 for path, _ in pairs}
+
+    def pump(self) -> None:
+        for path, stream in self.pairs:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(self.offsets[path])
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            if data:
+                self.offsets[path] += len(data)
+                stream.write(data.decode("utf-8", errors="replace"))
+                stream.flush()

@@ -1,0 +1,89 @@
+"""Rendering job scripts from the Jinja2 templates in `sbatch_templates/`: the one place values are quoted.
+
+Templates are looked up first in a site directory (the `HPC_TF_TEMPLATE_DIR` environment
+variable, read by the caller) and then in the templates shipped with hpc_tf, so a site can
+override `slurm.sh.j2` or `local.sh.j2` (or a block they include) without forking the package.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+from pathlib import Path
+from typing import Iterable
+
+from . import __version__
+from .plan import ScriptPlan
+
+TEMPLATE_NAMES = {"slurm": "slurm.sh.j2", "local": "local.sh.j2"}
+_SBATCH_PLAIN = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
+
+
+def builtin_template_dir() -> Path:
+    """The shipped templates: inside the package when installed, at the repo top in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sbatch_templates", here.parent / "sbatch_templates"):
+        if (candidate / "slurm.sh.j2").is_file():
+            return candidate
+    raise FileNotFoundError(f"hpc_tf's sbatch_templates directory is missing (looked in {here} and {here.parent})")
+
+
+def sh_quote(value: object) -> str:
+    """Quote one value for bash."""
+    return shlex.quote(str(value))
+
+
+def sh_join(argv: Iterable[object]) -> str:
+    """Quote an argument list for bash, once."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def sbatch_quote(value: str) -> str:
+    """Quote a value for an `#SBATCH` line.
+
+    sbatch parses these lines itself, not through a shell: it understands double quotes and
+    backslash escapes, treats single quotes literally and an unescaped '#' as a comment.
+    """
+    if _SBATCH_PLAIN.match(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#")
+    return f'"{escaped}"'
+
+
+def sbatch_directive(item: tuple[str, str | None]) -> str:
+    """One `--option[=value]` for an `#SBATCH` line; option names are validated upstream."""
+    name, value = item
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ValueError(f"invalid sbatch option name {name!r}")
+    return f"--{name}" if value is None else f"--{name}={sbatch_quote(value)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(site_dir: str | None):  # -> jinja2.Environment (jinja2 imported lazily)
+    import jinja2
+
+    dirs = ([site_dir] if site_dir else []) + [str(builtin_template_dir())]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(dirs),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(sh=sh_quote, shjoin=sh_join, sbatch_directive=sbatch_directive)
+    return env
+
+
+def render_script(plan: ScriptPlan, site_dir: str | None = None) -> str:
+    """Render the job script for a plan; every value reaches the text through a quoting filter."""
+    template = _environment(site_dir).get_template(TEMPLATE_NAMES[plan.backend])
+    return template.render(
+        version=__version__,
+        backend=plan.backend,
+        directives=plan.directives,
+        launch=plan.launch,
+        ntasks=plan.ntasks,
+        package_root=plan.package_root,
+    )

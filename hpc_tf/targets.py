@@ -1,0 +1,72 @@
+"""Compute targets: turning `compute_target` (absent, a name, or inline Slurm options) into a backend and options.
+
+Named targets live in YAML files searched in this order (first file that defines the name wins):
+  1. every path in `HPC_TF_TARGETS` (separated by ':'),
+  2. `$XDG_CONFIG_HOME/hpc_tf/targets.yaml` (default `~/.config/hpc_tf/targets.yaml`).
+A targets file maps names to Slurm options, e.g. `gpu: {partition: gpu, gpus_per_node: 4}`.
+Built-in names: `local` (this machine) and `auto` (Slurm if a cluster answers, else local).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+from .errors import ConfigError, Problem
+from .spec import EstimatorSpec, SlurmOptions, check_slurm_options, load_yaml
+
+BackendName = Literal["auto", "slurm", "local"]
+BUILTIN = ("auto", "local")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved compute target: which backend it asks for and the Slurm options to use there."""
+
+    name: str
+    backend: BackendName
+    options: SlurmOptions = field(default_factory=SlurmOptions)
+    source: str = "config"
+
+
+def search_path(env: Mapping[str, str]) -> list[Path]:
+    """Where named targets are looked up, in order (pure: the environment is passed in)."""
+    paths = [Path(p).expanduser() for p in env.get("HPC_TF_TARGETS", "").split(os.pathsep) if p]
+    config_home = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")) / ".config")
+    paths.append(Path(config_home).expanduser() / "hpc_tf" / "targets.yaml")
+    return paths
+
+
+def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
+    """Resolve spec.compute_target into a Target; an unknown name lists what is known."""
+    ct = spec.compute_target
+    if ct is None or ct == "auto":
+        return Target("auto", "auto")
+    if ct == "local":
+        return Target("local", "local")
+    if isinstance(ct, dict):
+        return Target("inline", "slurm", SlurmOptions.model_validate(ct))
+    known: list[str] = []
+    for path in paths:
+        if not path.is_file():
+            continue
+        entries = load_yaml(path)
+        if ct in entries:
+            return _target_from_file(ct, entries[ct], path)
+        known += [str(k) for k in entries]
+    where = ", ".join(str(p) for p in paths)
+    names = sorted(set(known) | set(BUILTIN))
+    raise ConfigError([Problem("compute_target", f"unknown target name; known names: {', '.join(names)} (searched {where}; set HPC_TF_TARGETS to add a file)", ct, True)])
+
+
+def _target_from_file(name: str, entry: Any, path: Path) -> Target:
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, dict):
+        raise ConfigError([Problem(name, "expected a mapping of Slurm options", entry, True, str(path))])
+    problems = check_slurm_options(entry, name, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return Target(name, "slurm", SlurmOptions.model_validate(entry), str(path))
