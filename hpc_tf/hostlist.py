@@ -49,10 +49,7 @@ def _split_top_level(text: str) -> list[str]:
     if depth != 0:
         raise ValueError(f"unclosed '[' in hostlist {text!r}")
     items.append(text[start:])
-    for item in items:
-        if not item.strip():
-            raise ValueError(f"empty host name in hostlist {text!r}")
-    return [item.strip() for item in items]
+    return [item.strip() for item in items if item.strip()]  # Slurm skips empty items (`n1,,n2`)
 
 
 def _expand_item(item: str, whole: str) -> list[str]:
