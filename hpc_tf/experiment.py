@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
+import msgspec
+
 from . import plan as _plan
 from .errors import ConfigError, JobFailedError, Problem, RunError
 from .rundir import TERMINAL_STATES, RunDir, utc_now
@@ -93,9 +95,9 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     run = RunDir.create(runs_dir, spec.experiment)
     copy_snapshot(snap, run.snapshot)
     (run.snapshot / "outputs").symlink_to(Path("..") / "outputs")
-    resolved = spec.model_dump(mode="json")
+    resolved = msgspec.to_builtins(spec)
     resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
-                            "target_options": sub.target.options.model_dump(mode="json", exclude_defaults=True)}
+                            "target_options": msgspec.to_builtins(sub.target.options)}
     run.config_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
     run.write_json(run.job_json, {
         "run_id": run.run_id, "experiment": spec.experiment, "backend": sub.backend,
@@ -127,7 +129,7 @@ class Experiment:
         self.runs_dir = runs_dir_from(runs_dir, os.environ)
 
     def submit(self, estimator: TensorFlow, backend: str = "auto") -> "Run":
-        spec = estimator.spec.model_copy(update={"experiment": self.name})
+        spec = msgspec.structs.replace(estimator.spec, experiment=self.name)
         return submit(prepare(spec, backend), self.runs_dir)
 
 

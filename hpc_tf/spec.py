@@ -9,9 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Annotated, Any, Callable, Literal, Mapping, Sequence, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from msgspec import Meta
 
 from .errors import ConfigError, Problem
 
@@ -22,6 +23,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Slurm --time forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
 SLURM_TIME_RE = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|UNLIMITED|INFINITE)$")
+SLURM_MEM_RE = re.compile(r"^\d+[KMGT]?B?$", re.I)
 SBATCH_OPTION_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DISTRIBUTED_BACKENDS = ("mpi", "ps", "multiworker")
 # Options hpc_tf sets itself; a target that sets them through additional_parameters would
@@ -31,93 +33,140 @@ RESERVED_SBATCH_OPTIONS = frozenset(
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SlurmOptions(_Strict):
+class SlurmOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Slurm options of a compute target, with Slurm's own option names in snake_case."""
 
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    time: str | int | None = None
-    cpus_per_task: int | None = Field(None, ge=1, le=4096)
+    time: str | Annotated[int, Meta(ge=1)] | None = None
+    cpus_per_task: Annotated[int, Meta(ge=1, le=4096)] | None = None
     mem: str | None = None
-    gpus_per_node: int | None = Field(None, ge=0, le=64)
+    gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None
     constraint: str | None = None
     exclude: str | None = None
     reservation: str | None = None
-    additional_parameters: dict[str, Union[str, int, bool, None]] = Field(default_factory=dict)
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, value: str | int | None) -> str | int | None:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1 minute")
-        if isinstance(value, str) and not SLURM_TIME_RE.match(value):
-            raise ValueError("expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'")
-        return value
-
-    @field_validator("mem")
-    @classmethod
-    def _mem(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d+[KMGT]?B?", value.upper()):
-            raise ValueError("expected a Slurm memory size such as '4000', '16G' or '500M'")
-        return value
-
-    @field_validator("additional_parameters")
-    @classmethod
-    def _extra(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            flag = name.replace("_", "-")
-            if not SBATCH_OPTION_RE.match(name):
-                raise ValueError(f"{name!r} is not a long sbatch option name (letters, digits, '_' or '-')")
-            if flag in RESERVED_SBATCH_OPTIONS:
-                raise ValueError(f"{name!r} is set by hpc_tf itself and cannot be overridden here")
-        return value
+    additional_parameters: dict[str, Any] = {}
 
 
-class EstimatorSpec(_Strict):
+class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A TensorFlow training job, with the Azure ML estimator's parameter names and defaults."""
 
-    experiment: str = "default"
     source_directory: str
     entry_script: str
-    script_params: dict[str, ParamValue] = Field(default_factory=dict)
+    experiment: str = "default"
+    script_params: dict[str, Any] = {}
     compute_target: Union[str, dict[str, Any], None] = None
-    conda_packages: list[str] = Field(default_factory=list)
-    pip_packages: list[str] = Field(default_factory=list)
+    conda_packages: list[str] = []
+    pip_packages: list[str] = []
     use_gpu: bool = False
-    node_count: int = Field(1, ge=1, le=4096)
-    process_count_per_node: int = Field(1, ge=1, le=256)
+    node_count: Annotated[int, Meta(ge=1, le=4096)] = 1
+    process_count_per_node: Annotated[int, Meta(ge=1, le=256)] = 1
     distributed_backend: Literal["mpi", "ps", "multiworker"] | None = None
-    worker_count: int = Field(1, ge=1, le=4096)
-    parameter_server_count: int = Field(1, ge=0, le=1024)
-    environment_variables: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
-    max_run_duration_seconds: int | None = Field(None, ge=1)
+    worker_count: Annotated[int, Meta(ge=1, le=4096)] = 1
+    parameter_server_count: Annotated[int, Meta(ge=0, le=1024)] = 1
+    environment_variables: dict[str, Any] = {}
+    max_run_duration_seconds: Annotated[int, Meta(ge=1)] | None = None
 
-    @field_validator("experiment")
-    @classmethod
-    def _experiment(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError("expected 1-100 characters from letters, digits, '.', '_' and '-', not starting with '.', '_' or '-'")
-        return value
 
-    @field_validator("environment_variables")
-    @classmethod
-    def _env_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        bad = [name for name in value if not ENV_NAME_RE.match(name)]
+# ----------------------------------------------------------------------------- field checks
+# Each returns (sub-key, message) for the first bad entry, or None. They run after the type check.
+
+
+def _check_entries(what: str, scalars: tuple[type, ...], allow_none: bool, allow_list: bool) -> Callable[[Any], tuple[str, str] | None]:
+    """One clear message per bad entry of a mapping, naming the entry."""
+
+    def check(value: Mapping[str, Any]) -> tuple[str, str] | None:
+        for key, item in value.items():
+            ok = (item is None and allow_none) or isinstance(item, scalars) or (
+                allow_list and isinstance(item, list) and all(isinstance(i, scalars) for i in item))
+            if not ok:
+                return key, f"expected {what}"
+            if key == "":
+                return key, "a name cannot be empty"
+        return None
+
+    return check
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, str] | None]:
+    return lambda value: None if value is None or regex.match(str(value)) else ("", f"expected {what}")
+
+
+def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    for name in value:
+        if not ENV_NAME_RE.match(name):
+            return name, "invalid environment variable name: expected letters, digits and '_', not starting with a digit"
+    return _check_entries("a string, number or boolean", (str, int, float, bool), False, False)(value)
+
+
+def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    for name in value:
+        if not SBATCH_OPTION_RE.match(name):
+            return name, "not a long sbatch option name (letters, digits, '_' or '-')"
+        if name.replace("_", "-") in RESERVED_SBATCH_OPTIONS:
+            return name, "set by hpc_tf itself; it cannot be overridden here"
+    return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
+
+
+CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
+    EstimatorSpec: {
+        "experiment": _pattern(NAME_RE, "1-100 characters from letters, digits, '.', '_' and '-', not starting with '.', '_' or '-'"),
+        "script_params": _check_entries("a string, number, boolean, null (a bare flag) or a list of strings/numbers",
+                                        (str, int, float, bool), True, True),
+        "environment_variables": _env_names,
+        "compute_target": lambda v: None if not isinstance(v, str) or NAME_RE.match(v) else (
+            "", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
+    },
+    SlurmOptions: {
+        "time": lambda v: None if not isinstance(v, str) or SLURM_TIME_RE.match(v) else (
+            "", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
+        "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
+        "additional_parameters": _sbatch_options,
+    },
+}
+
+S = TypeVar("S", EstimatorSpec, SlurmOptions)
+_TYPE_WORDS = {"int": "an integer", "str": "a string", "bool": "true or false", "float": "a number",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: str = "") -> tuple[S | None, list[Problem]]:
+    """Type-check a mapping field by field into `cls`, collecting every problem (msgspec stops at the first)."""
+    problems: list[Problem] = []
+    fields = {f.name: f for f in msgspec.structs.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            guess = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(fields)}"
+            problems.append(Problem(dotted, "unknown key" + hint, source=source))
+            continue
+        try:
+            values[key] = msgspec.convert(value, type=fields[key].type)
+        except msgspec.ValidationError as exc:
+            problems.append(Problem(dotted, _message(key, str(exc)), value, True, source))
+            continue
+        bad = CHECKS.get(cls, {}).get(key, lambda _: None)(values[key])
         if bad:
-            raise ValueError(f"invalid environment variable name(s) {bad}: expected letters, digits and '_', not starting with a digit")
-        return value
+            sub, message = bad
+            problems.append(Problem(f"{dotted}.{sub}" if sub else dotted, message,
+                                    value.get(sub) if sub and isinstance(value, dict) else value, True, source))
+    for name, field in fields.items():
+        if field.required and name not in data:
+            problems.append(Problem(f"{prefix}.{name}" if prefix else name, "is required", source=source))
+    return (None, problems) if problems else (cls(**values), [])
 
-    @field_validator("script_params")
-    @classmethod
-    def _params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if any(key == "" for key in value):
-            raise ValueError("an argument name cannot be empty")
-        return value
+
+def _message(key: str, text: str) -> str:
+    if key == "distributed_backend":
+        return "unknown distributed backend; valid values: null, " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS)
+    text = re.sub(r" - at `\$[^`]*`$", "", text)
+    text = re.sub(r", got `[^`]*`$", "", text)  # the value itself is shown after the message
+    text = re.sub(r"`([a-z]+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"`([^`]*)`", lambda m: " or ".join(_TYPE_WORDS.get(t.strip(), t.strip()) for t in m.group(1).split("|")), text)
+    return text[0].lower() + text[1:]
 
 
 def script_argv(params: Mapping[str, ParamValue]) -> list[str]:
@@ -207,22 +256,22 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
 def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None = None) -> EstimatorSpec:
     """Validate a raw config mapping; return the spec with an absolute source_directory.
 
-    Every problem is collected (unsafe characters, schema, files, unsupported features)
-    and raised together as one ConfigError.
+    Every problem is collected (unsafe characters, schema, files, compute target, unsupported
+    features) and raised together as one ConfigError, even when the schema itself failed.
     """
     problems = list(_unsafe_strings(data, "", source))
-    spec = None
-    try:
-        spec = EstimatorSpec.model_validate(dict(data))
-    except ValidationError as exc:
-        problems += _pydantic_problems(exc, EstimatorSpec, source)
+    spec, more = convert(EstimatorSpec, data, source)
+    problems += more
+    source_dir, more = _check_files(data, Path(base_dir), source)
+    problems += more
+    if isinstance(data.get("compute_target"), dict):
+        problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
     if spec is not None:
-        spec, more = _check_semantics(spec, Path(base_dir), source)
-        problems += more
+        problems += _not_supported_yet(spec, source)
     if problems:
         raise ConfigError(_dedupe(problems))
-    assert spec is not None
-    return spec
+    assert spec is not None and source_dir is not None
+    return msgspec.structs.replace(spec, source_directory=str(source_dir))
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
@@ -253,69 +302,17 @@ def _unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
     return found
 
 
-def _pydantic_problems(exc: ValidationError, model: type[BaseModel], source: str | None, prefix: str = "") -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        # Unions report one error per branch: keep the path to the field, not the branch name.
-        loc = [part for part in loc if not _is_type_branch(part)]
-        key = ".".join(([prefix] if prefix else []) + loc)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            valid = _field_names(model, loc[:-1])
-            guess = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
-            hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(valid)}"
-            problems.append(Problem(key, "unknown key" + hint, source=source))
-            continue
-        message = err["msg"].removeprefix("Value error, ")
-        if kind == "literal_error" and loc and loc[-1] == "distributed_backend":
-            message = "unknown distributed backend; valid values: null, " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS)
-        if kind == "missing":
-            message = "is required"
-            problems.append(Problem(key, message, source=source))
-            continue
-        problems.append(Problem(key, message, err.get("input"), True, source))
-    return problems
-
-
-def _is_type_branch(part: str) -> bool:
-    return part in {"str", "int", "float", "bool", "list[union[str,int,float,bool]]"} or part.startswith(
-        ("list[", "dict[", "function-", "literal[", "union[")
-    )
-
-
-def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
-    if not loc:
-        return list(model.model_fields)
-    if loc == ["compute_target"]:
-        return list(SlurmOptions.model_fields)
-    return []
-
-
-def _check_semantics(spec: EstimatorSpec, base_dir: Path, source: str | None) -> tuple[EstimatorSpec, list[Problem]]:
-    problems: list[Problem] = []
-    src = Path(spec.source_directory).expanduser()
-    src = src if src.is_absolute() else base_dir / src
-    src = src.resolve()
+def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) -> tuple[Path | None, list[Problem]]:
+    """source_directory must exist; entry_script must be a file inside it."""
+    raw = data.get("source_directory")
+    if not isinstance(raw, str) or not raw:
+        return None, []
+    src = Path(raw).expanduser()
+    src = (src if src.is_absolute() else base_dir / src).resolve()
     if not src.is_dir():
-        problems.append(Problem("source_directory", f"directory not found: {src}", spec.source_directory, True, source))
-    else:
-        problems += _check_entry_script(spec.entry_script, src, source)
-    if isinstance(spec.compute_target, dict):
-        problems += check_slurm_options(spec.compute_target, "compute_target", source)
-    elif isinstance(spec.compute_target, str) and not NAME_RE.match(spec.compute_target):
-        problems.append(Problem("compute_target", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options", spec.compute_target, True, source))
-    problems += _not_supported_yet(spec, source)
-    return spec.model_copy(update={"source_directory": str(src)}), problems
-
-
-def check_slurm_options(options: Mapping[str, Any], prefix: str, source: str | None) -> list[Problem]:
-    """Validate a mapping of Slurm options (inline compute_target or a targets-file entry)."""
-    try:
-        SlurmOptions.model_validate(dict(options))
-    except ValidationError as exc:
-        return _pydantic_problems(exc, SlurmOptions, source, prefix)
-    return []
+        return src, [Problem("source_directory", f"directory not found: {src}", raw, True, source)]
+    entry = data.get("entry_script")
+    return src, (_check_entry_script(entry, src, source) if isinstance(entry, str) and entry else [])
 
 
 def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Problem]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from .errors import ConfigError, Problem
-from .spec import EstimatorSpec, SlurmOptions, check_slurm_options, load_yaml
+from .spec import EstimatorSpec, SlurmOptions, convert, load_yaml
 
 BackendName = Literal["auto", "slurm", "local"]
 BUILTIN = ("auto", "local")
@@ -47,7 +47,10 @@ def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
     if ct == "local":
         return Target("local", "local")
     if isinstance(ct, dict):
-        return Target("inline", "slurm", SlurmOptions.model_validate(ct))
+        options, problems = convert(SlurmOptions, ct, None, "compute_target")
+        if options is None:
+            raise ConfigError(problems)
+        return Target("inline", "slurm", options)
     known: list[str] = []
     for path in paths:
         if not path.is_file():
@@ -66,7 +69,7 @@ def _target_from_file(name: str, entry: Any, path: Path) -> Target:
         entry = {}
     if not isinstance(entry, dict):
         raise ConfigError([Problem(name, "expected a mapping of Slurm options", entry, True, str(path))])
-    problems = check_slurm_options(entry, name, str(path))
-    if problems:
+    options, problems = convert(SlurmOptions, entry, str(path), name)
+    if options is None:
         raise ConfigError(problems)
-    return Target(name, "slurm", SlurmOptions.model_validate(entry), str(path))
+    return Target(name, "slurm", options, str(path))

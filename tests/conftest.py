@@ -1,0 +1,119 @@
+"""Shared fixtures: the real Slurm dev cluster, run directories, projects to submit, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER = REPO / "scripts" / "dev-cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[dict[str, str]]:
+    """Bring up the 4-node dev cluster (scripts/dev-cluster.sh); a cluster that can't start fails the test.
+
+    A cluster that was already up is left running; one this session started is stopped at the end.
+    """
+    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
+    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True)
+    if up.returncode != 0:
+        pytest.fail(f"the Slurm dev cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
+    env_text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout
+    exported: dict[str, str] = {}
+    for line in env_text.splitlines():
+        for item in line.removeprefix("export ").split():
+            if "=" in item:
+                key, value = item.split("=", 1)
+                exported[key] = value
+    os.environ.update(exported)
+    yield exported
+    if not was_up:
+        subprocess.run([str(CLUSTER), "down"], capture_output=True)
+
+
+@pytest.fixture
+def slurm(slurm_cluster: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Per test: the cluster, and no job of this test left behind."""
+    before = set(_squeue_ids())
+    yield slurm_cluster
+    leftover = [j for j in _squeue_ids() if j not in before]
+    if leftover:
+        subprocess.run(["scancel", *leftover], capture_output=True)
+
+
+def _squeue_ids() -> list[str]:
+    proc = subprocess.run(["squeue", "-h", "-o", "%A"], capture_output=True, text=True)
+    return proc.stdout.split()
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def make_project(root: Path, script: str, name: str = "train.py", **files: str) -> Path:
+    """A source_directory holding an entry script (dedented) and any other files."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(textwrap.dedent(script))
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def write_config(path: Path, **keys: object) -> Path:
+    """A YAML config written from keyword arguments (JSON is valid YAML)."""
+    path.write_text(json.dumps(keys, indent=1))
+    return path
+
+
+def hpc(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m hpc_tf ARGS` as a user would, capturing its output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(REPO) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    return subprocess.run([sys.executable, "-m", "hpc_tf", *args], cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+
+
+def read_status(run_dir: Path | str) -> dict:
+    return json.loads((Path(run_dir) / "status.json").read_text())
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
+    """Poll until predicate() is truthy; return its value or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    assert value, f"condition not met within {timeout} s"
+    return value
+
+
+HOSTILE = [
+    "with space",
+    "it's",
+    'say "hi"',
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "semi;touch PWNED",
+    "--leading-dashes",
+    "-x",
+    "naïve ünïcödé ✓",
+    "back\\slash",
+    "a#hash",
+    "${HOME}",
+    "&& touch PWNED",
+    "| cat",
+    "*",
+    "",
+]
