@@ -83,6 +83,8 @@ def cluster_env() -> dict[str, str]:
     Saves the caller the `eval "$(scripts/dev-cluster.sh env)"` step; an explicit SLURM_CONF wins.
     """
     env = dict(os.environ)
+    # Users' interpreters cache bytecode; a session that disables it would time compilation instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     script = REPO / "scripts" / "dev-cluster.sh"
     if "SLURM_CONF" in env or not script.exists():
         return env

@@ -13,11 +13,16 @@ import msgspec
 
 from . import plan as _plan
 from .errors import ConfigError, JobFailedError, Problem, RunError
-from .rundir import TERMINAL_STATES, RunDir, utc_now
 from .spec import EstimatorSpec, load_spec, validate
 from .targets import Target, resolve_target, search_path
 
 DEFAULT_RUNS_DIR = "runs"
+
+
+def cache_dir(env: Mapping[str, str]) -> str:
+    """hpc_tf's cache ($XDG_CACHE_HOME/hpc_tf, default ~/.cache/hpc_tf): compiled templates."""
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
+    return str(Path(base) / "hpc_tf" / "templates")
 
 
 def runs_dir_from(explicit: str | Path | None, env: Mapping[str, str]) -> Path:
@@ -76,7 +81,7 @@ def prepare(spec: EstimatorSpec, backend: str = "auto", env: Mapping[str, str] |
         script_plan = _plan.slurm_plan(spec, target, sys.executable, root)
     else:
         script_plan = _plan.local_plan(spec, sys.executable, root)
-    script = render_script(script_plan, env.get("HPC_TF_TEMPLATE_DIR"))
+    script = render_script(script_plan, env.get("HPC_TF_TEMPLATE_DIR"), cache_dir(env))
     return Submission(spec, target, chosen, why, script)
 
 
@@ -86,6 +91,7 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
 
     from .backends import get_backend
     from .errors import SubmissionError
+    from .rundir import RunDir, utc_now
     from .snapshot import DEFAULT_MAX_MB, copy_snapshot, plan_snapshot
 
     spec = sub.spec
@@ -136,7 +142,9 @@ class Experiment:
 class Run:
     """One submitted job, found through its run directory; safe to use from any process."""
 
-    def __init__(self, run_dir: RunDir | str | Path) -> None:
+    def __init__(self, run_dir: Any) -> None:
+        from .rundir import RunDir
+
         self.dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         if not self.dir.exists():
             raise RunError(f"not a run directory (no status.json): {self.dir.path}")
@@ -164,6 +172,8 @@ class Run:
 
     def _reconcile(self, status: dict[str, Any], seen: Any) -> dict[str, Any]:
         """The scheduler's terminal state is the truth; the runtime's record adds the exit code."""
+        from .rundir import TERMINAL_STATES, utc_now
+
         if seen is None:
             return status
         if seen.state in TERMINAL_STATES:

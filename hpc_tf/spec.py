@@ -6,7 +6,6 @@ This is the only module that knows the config's shape. It returns a fully valida
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping, Sequence, TypeVar, Union
@@ -139,6 +138,8 @@ def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: s
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
+            import difflib
+
             guess = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(fields)}"
             problems.append(Problem(dotted, "unknown key" + hint, source=source))
