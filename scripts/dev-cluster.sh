@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dev-cluster.sh up|down|status|env — a real Slurm cluster (Debian's Slurm 22.05) on this one machine.
+# dev-cluster.sh install|up|down|status|env — a real Slurm cluster (Debian's Slurm 22.05) on this one machine.
 #
 # `up` installs what is missing (slurmctld slurmd slurm-client munge, Open MPI with PMIx), then
 # starts munged, slurmctld and one slurmd per fake node (n1..nN, default 4), each in its own UTS
@@ -232,6 +232,7 @@ down() {
 }
 
 case "${1:-}" in
+  install) [ "$(id -u)" = 0 ] || die "must run as root"; install_packages ;;
   up) up ;;
   down) down ;;
   status) if is_up; then sinfo; else echo "dev cluster is not up ($DIR)"; exit 1; fi ;;
@@ -241,5 +242,5 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 EOF
   ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|status|env" >&2; exit 2 ;;
 esac
