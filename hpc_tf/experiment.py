@@ -70,13 +70,13 @@ class Submission:
 
 def prepare(spec: EstimatorSpec, backend: str = "auto", env: Mapping[str, str] | None = None) -> Submission:
     """Resolve the target, choose the backend and render the script: no disk writes, no submission."""
-    from .backends import choose_backend
+    from .backends import choose_backend, package_root
     from .render import render_script
 
     env = os.environ if env is None else env
     target = resolve_target(spec, search_path(env))
     chosen, why = choose_backend(backend, target.backend)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = package_root()
     if chosen == "slurm":
         script_plan = _plan.slurm_plan(spec, target, sys.executable, root)
     else:

@@ -14,6 +14,17 @@ BACKEND_NAMES = ("auto", "slurm", "local")
 SLURM_CONF_PATHS = ("/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf")
 
 
+def package_root() -> str:
+    """The folder holding this hpc_tf when a job's interpreter would not find it by itself (a source
+    checkout), or "" when hpc_tf is installed in the interpreter's site-packages."""
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    installed = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
+    return "" if root in installed else str(root)
+
+
 def slurm_answers(env: Mapping[str, str] | None = None, timeout: float = 5.0) -> tuple[bool, str]:
     """Whether a Slurm cluster answers here (sbatch on PATH and `scontrol ping` succeeds), and why not."""
     if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
@@ -59,4 +70,4 @@ def get_backend(name: str) -> Backend:
     raise UsageError(f"unknown backend {name!r}; valid: slurm, local")
 
 
-__all__ = ["Backend", "JobState", "BACKEND_NAMES", "choose_backend", "get_backend", "slurm_answers"]
+__all__ = ["Backend", "JobState", "BACKEND_NAMES", "choose_backend", "get_backend", "package_root", "slurm_answers"]

@@ -54,9 +54,12 @@ class LocalBackend:
 
 def _env_with_package_path() -> dict[str, str]:
     """Let the supervisor import this very hpc_tf, also from a source checkout."""
+    from . import package_root
+
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    root = package_root()
+    if root:
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
