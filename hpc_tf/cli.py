@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p = config_cmd("render", "print the job script that submit would submit")
     _backend_opt(p)
     config_cmd("validate", "check a config and report every problem")
+    p = config_cmd("explain", "show which task runs where, as what, on which port and GPUs")
+    p.add_argument("--nodelist", help="the allocation's nodes as a Slurm hostlist (default: node[1-N])")
+    p.add_argument("--job-id", type=int, default=None, help="job id the ports are derived from (default: show offsets)")
+    p.add_argument("--gpus-per-node", type=int, default=None, help="GPUs Slurm makes visible per node (default: from the config)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     for name, help_text in (("status", "show a run's status"), ("wait", "wait for a run to end, streaming its output"),
                             ("cancel", "cancel a run")):
         p = sub.add_parser(name, parents=[common], help=help_text)
@@ -58,6 +63,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     est = TensorFlow.from_yaml(args.config, args.overrides)
     target = est.target()
     print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r})")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .experiment import TensorFlow
+    from .explain import explain_rows, format_rows
+
+    est = TensorFlow.from_yaml(args.config, args.overrides)
+    rows = explain_rows(est.spec, est.target(), args.nodelist, args.job_id, args.gpus_per_node)
+    print(json.dumps(rows) if args.json else format_rows(est.spec, rows, args.job_id))
     return 0
 
 
@@ -141,7 +156,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate,
+COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain,
             "status": cmd_status, "wait": cmd_wait, "cancel": cmd_cancel}
 
 

@@ -77,10 +77,11 @@ def prepare(spec: EstimatorSpec, backend: str = "auto", env: Mapping[str, str] |
     target = resolve_target(spec, search_path(env))
     chosen, why = choose_backend(backend, target.backend)
     root = package_root()
+    as_root = os.geteuid() == 0
     if chosen == "slurm":
-        script_plan = _plan.slurm_plan(spec, target, sys.executable, root)
+        script_plan = _plan.slurm_plan(spec, target, sys.executable, root, as_root)
     else:
-        script_plan = _plan.local_plan(spec, sys.executable, root)
+        script_plan = _plan.local_plan(spec, sys.executable, root, as_root)
     script = render_script(script_plan, env.get("HPC_TF_TEMPLATE_DIR"), cache_dir(env))
     return Submission(spec, target, chosen, why, script)
 
@@ -105,12 +106,7 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
                             "target_options": msgspec.to_builtins(sub.target.options)}
     run.config_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    run.write_json(run.job_json, {
-        "run_id": run.run_id, "experiment": spec.experiment, "backend": sub.backend,
-        "command": _plan.task_command(spec, sys.executable), "env": _plan.task_environment(spec),
-        "ntasks": spec.node_count * spec.process_count_per_node,
-        "max_run_duration_seconds": spec.max_run_duration_seconds,
-    })
+    run.write_json(run.job_json, _plan.job_record(spec, run.run_id, sub.backend, sys.executable))
     run.script.write_text(sub.script, encoding="utf-8")
     run.update_status(run_id=run.run_id, experiment=spec.experiment, backend=sub.backend, state="PENDING",
                       job_id=None, exit_code=None, nodes=[], submit_time=utc_now(), start_time=None, end_time=None)
@@ -193,8 +189,14 @@ class Run:
         if status.get("job_id") and not status.get("final"):
             get_backend(status["backend"]).cancel(status["job_id"])
 
-    def stderr_tail(self, lines: int = 20, rank: int = 0) -> str:
-        for path in (self.dir.rank_err(rank), self.dir.logs / "launcher-0.log"):
+    def stderr_tail(self, lines: int = 20) -> str:
+        """The end of the most telling error log: the first failed task's, rank 0's, then the launchers'."""
+        status = self.dir.read_status()
+        first = (status.get("first_failure") or {}).get("rank")
+        candidates = ([self.dir.rank_err(first)] if first is not None else []) + [
+            self.dir.rank_err(0), self.dir.logs / "launcher-0.log", *sorted(self.dir.logs.glob("slurm-*.out")),
+            self.dir.logs / "local-job.out"]
+        for path in candidates:
             if path.is_file() and path.stat().st_size:
                 return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         return ""

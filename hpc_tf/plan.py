@@ -66,27 +66,56 @@ def sbatch_directives(spec: EstimatorSpec, target: Target) -> list[tuple[str, st
     return out
 
 
-def slurm_plan(spec: EstimatorSpec, target: Target, python: str, package_root: str) -> ScriptPlan:
-    """The Slurm job: #SBATCH header, then `exec srun` of submitit's in-job entry on every task."""
-    ntasks = spec.node_count * spec.process_count_per_node
-    launch = [
-        "srun",
-        "--unbuffered",
-        "--kill-on-bad-exit=1",
-        f"--ntasks={ntasks}",
-        f"--output={LAUNCHER_LOG}",
-        python,
-        "-u",
-        "-m",
-        "submitit.core._submit",
-        SUBMITIT_FOLDER,
-    ]
-    return ScriptPlan("slurm", sbatch_directives(spec, target), launch, ntasks, package_root)
+def slurm_plan(spec: EstimatorSpec, target: Target, python: str, package_root: str, as_root: bool = False) -> ScriptPlan:
+    """The Slurm job: #SBATCH header, then `exec` of the launcher (srun, or mpirun for Horovod)."""
+    if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
+        launch = mpirun_argv(spec, python, package_root, as_root)
+    else:
+        launch = srun_argv(spec, python)
+    return ScriptPlan("slurm", sbatch_directives(spec, target), launch, spec.ntasks, package_root)
 
 
-def local_plan(spec: EstimatorSpec, python: str, package_root: str) -> ScriptPlan:
-    """The local job: the same in-job runtime, started directly as a process on this machine."""
-    return ScriptPlan("local", [], [python, "-u", "-m", "hpc_tf.runtime", "."], 1, package_root)
+def srun_argv(spec: EstimatorSpec, python: str) -> list[str]:
+    """srun starts submitit's in-job entry on every task; a task that fails ends the step."""
+    argv = ["srun", "--unbuffered", "--kill-on-bad-exit=1", f"--ntasks={spec.ntasks}", f"--output={LAUNCHER_LOG}"]
+    if spec.distributed_backend == "mpi":
+        argv.append(f"--mpi={spec.mpi_plugin}")
+    return argv + list(spec.launcher_args) + [python, "-u", "-m", "submitit.core._submit", SUBMITIT_FOLDER]
+
+
+# Forwarded to every rank by name (Horovod's practice: values never pass through quoting).
+MPIRUN_FORWARD = ("PATH", "HPC_TF_BACKEND", "PYTHONUNBUFFERED")
+
+
+def mpirun_argv(spec: EstimatorSpec, python: str, package_root: str, as_root: bool = False) -> list[str]:
+    """Open MPI's mpirun inside the allocation (it starts its daemons through Slurm, no SSH).
+
+    Flags from Horovod's guide: no binding (TensorFlow manages its threads), ranks mapped by
+    slot (Slurm's tasks per node), the ob1 point-to-point layer without openib.
+    """
+    argv = ["mpirun", "-np", str(spec.ntasks), "--bind-to", "none", "--map-by", "slot",
+            "--mca", "pml", "ob1", "--mca", "btl", "^openib"]
+    if as_root:  # the job runs as its submitter; Open MPI refuses root unless told
+        argv.append("--allow-run-as-root")
+    for name in MPIRUN_FORWARD + (("PYTHONPATH",) if package_root else ()):
+        argv += ["-x", name]
+    return argv + list(spec.launcher_args) + [python, "-u", "-m", "hpc_tf.runtime", "."]
+
+
+def local_plan(spec: EstimatorSpec, python: str, package_root: str, as_root: bool = False) -> ScriptPlan:
+    """The local job: the same in-job runtime on this machine, one process per task.
+
+    'mpi' runs under a local mpirun (Horovod over MPI on one host); 'ps' and 'multiworker' under
+    hpc_tf's task launcher, which gives each task its rank and ends the job when one fails.
+    """
+    if spec.distributed_backend == "mpi":
+        launch = mpirun_argv(spec, python, package_root, as_root)
+        launch.insert(launch.index(python), "--oversubscribe")
+    elif spec.distributed_backend:
+        launch = [python, "-u", "-m", "hpc_tf.backends.local_tasks", ".", str(spec.ntasks)]
+    else:
+        launch = [python, "-u", "-m", "hpc_tf.runtime", "."]
+    return ScriptPlan("local", [], launch, spec.ntasks, package_root)
 
 
 def task_command(spec: EstimatorSpec, python: str) -> list[str]:
@@ -97,3 +126,24 @@ def task_command(spec: EstimatorSpec, python: str) -> list[str]:
 def task_environment(spec: EstimatorSpec) -> dict[str, str]:
     """The user's environment_variables as text, exactly as the task will see them."""
     return {name: env_text(value) for name, value in spec.environment_variables.items()}
+
+
+def default_environment(spec: EstimatorSpec) -> dict[str, str]:
+    """hpc_tf's defaults for the entry script (environment_variables override them).
+
+    Distributed jobs use tf-keras (`TF_USE_LEGACY_KERAS=1`): with Keras 3, Horovod's Keras API and
+    `model.fit` under ParameterServerStrategy and MultiWorkerMirroredStrategy fail, while tf-keras
+    runs all of them. Set TF_USE_LEGACY_KERAS to "0" in environment_variables to use Keras 3.
+    """
+    return {"TF_USE_LEGACY_KERAS": "1"} if spec.distributed_backend else {}
+
+
+def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str) -> dict[str, object]:
+    """job.json: everything the in-job runtime needs, so no value passes through the script."""
+    return {
+        "run_id": run_id, "experiment": spec.experiment, "backend": backend,
+        "command": task_command(spec, python), "env": task_environment(spec), "default_env": default_environment(spec),
+        "ntasks": spec.ntasks, "distributed_backend": spec.distributed_backend,
+        "parameter_server_count": spec.parameter_server_count if spec.distributed_backend == "ps" else 0,
+        "ps_mode": spec.ps_mode, "use_gpu": spec.use_gpu, "max_run_duration_seconds": spec.max_run_duration_seconds,
+    }

@@ -1,49 +1,147 @@
-"""The in-job entry point: runs the entry script for one task and records what happened.
+"""The in-job entry point: sets up one task (role, TF_CONFIG, GPUs), runs it, and records what happened.
 
-On Slurm it is called on every task through submitit's pickled call (`slurm_task`); on the
-local backend as `python -m hpc_tf.runtime RUN_DIR`. It never imports TensorFlow.
+On Slurm it is called on every task through submitit's pickled call (`slurm_task`); under mpirun
+and on the local backend as `python -m hpc_tf.runtime RUN_DIR`. It never imports TensorFlow.
 
-Environment variables read: SLURM_PROCID (task rank, default 0), SLURM_JOB_ID,
-SLURM_JOB_NODELIST (the allocation's nodes), HPC_TF_BACKEND (set by the job script).
-Environment variables given to the entry script, besides environment_variables:
-HPC_TF_RUN_DIR, HPC_TF_RUN_ID, HPC_TF_OUTPUTS_DIR, HPC_TF_RANK.
+Lifecycle (distributed 'ps' and 'multiworker'): rank 0 (the chief) is the lead. When its entry
+script ends, the runtime writes `tasks/lead-exit` and every other task stops its process and exits
+0, so the job ends with the chief's exit code; a task whose process dies first records itself as
+`first_failure` in status.json and exits non-zero, and `srun --kill-on-bad-exit` ends the job.
+'mpi' ranks `exec` the entry script: the rank is the MPI process itself.
+
+Environment variables read: SLURM_PROCID, SLURM_LOCALID, SLURM_STEP_NUM_TASKS, SLURM_STEP_NODELIST,
+SLURM_STEP_TASKS_PER_NODE, SLURM_JOB_NODELIST, SLURM_JOB_ID, SLURM_STEP_RESV_PORTS,
+CUDA_VISIBLE_DEVICES; under mpirun OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_LOCAL_RANK,
+OMPI_COMM_WORLD_SIZE; from the local launcher HPC_TF_TASK_RANK, HPC_TF_NTASKS, HPC_TF_JOB_ID.
+Given to the entry script, besides environment_variables: HPC_TF_RUN_DIR, HPC_TF_RUN_ID,
+HPC_TF_OUTPUTS_DIR, HPC_TF_RANK, and TF_CONFIG / CUDA_VISIBLE_DEVICES where they apply.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
-from .hostlist import expand
-from .rundir import RunDir, utc_now
+from .hostlist import expand, expand_tasks_per_node
+from .rundir import RunDir, utc_now, write_atomic
+from .tfconfig import Slot, bind_gpus, layout, tf_config
 
-
-def task_rank(env: Mapping[str, str]) -> int:
-    return int(env.get("SLURM_PROCID", "0"))
-
-
-def job_nodes(env: Mapping[str, str]) -> list[str]:
-    """The allocation's nodes in Slurm's order, or this host outside Slurm."""
-    nodelist = env.get("SLURM_JOB_NODELIST", "")
-    return expand(nodelist) if nodelist else [socket.gethostname()]
+STOP_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.25
 
 
-def child_environment(env: Mapping[str, str], job: Mapping, run: RunDir, rank: int) -> dict[str, str]:
-    """The entry script's environment: the job's, the user's environment_variables, hpc_tf's own."""
+class TaskSetupError(Exception):
+    """This task cannot start (missing package, wrong host, layout mismatch); the message says why."""
+
+
+class TaskContext:
+    """Where this task stands in the job, read once from the launcher's environment."""
+
+    def __init__(self, env: Mapping[str, str], hostname: str) -> None:
+        self.hostname = hostname
+        if "OMPI_COMM_WORLD_RANK" in env:  # mpirun: SLURM_PROCID belongs to Open MPI's daemon
+            self.rank = int(env["OMPI_COMM_WORLD_RANK"])
+            self.local_rank = int(env.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
+            self.ntasks = int(env.get("OMPI_COMM_WORLD_SIZE", "1"))
+        elif "HPC_TF_TASK_RANK" in env:  # the local launcher
+            self.rank = int(env["HPC_TF_TASK_RANK"])
+            self.local_rank = self.rank
+            self.ntasks = int(env.get("HPC_TF_NTASKS", "1"))
+        else:
+            self.rank = int(env.get("SLURM_PROCID", "0"))
+            self.local_rank = int(env.get("SLURM_LOCALID", "0"))
+            self.ntasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or "1")
+        self.local = "HPC_TF_TASK_RANK" in env or "SLURM_JOB_ID" not in env
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
+        self.nodes = expand(nodelist) if nodelist and not self.local else ["localhost"]
+        per_node = env.get("SLURM_STEP_TASKS_PER_NODE") or env.get("SLURM_TASKS_PER_NODE")
+        self.tasks_per_node = expand_tasks_per_node(per_node) if per_node and not self.local else [self.ntasks]
+        self.job_nodes = expand(env["SLURM_JOB_NODELIST"]) if env.get("SLURM_JOB_NODELIST") else [hostname]
+        self.job_id = int(env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0")
+        self.resv_ports = env.get("SLURM_STEP_RESV_PORTS") or None
+
+
+def my_slot(job: Mapping[str, Any], ctx: TaskContext) -> Slot:
+    """This task's slot; checks that the launcher put it where the layout says."""
+    backend = job.get("distributed_backend")
+    if backend in (None, "mpi"):
+        return Slot(ctx.rank, ctx.hostname, ctx.local_rank, "worker", ctx.rank)
+    slots = layout(backend, ctx.nodes, ctx.tasks_per_node, job.get("parameter_server_count", 0), ctx.job_id, ctx.resv_ports)
+    if len(slots) != ctx.ntasks or ctx.rank >= len(slots):
+        raise TaskSetupError(f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
+                             f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?")
+    slot = slots[ctx.rank]
+    if not ctx.local and not _same_host(ctx.hostname, slot.node):
+        raise TaskSetupError(f"rank {ctx.rank} runs on {ctx.hostname!r} but Slurm's block layout puts it on {slot.node!r}: "
+                             f"TF_CONFIG would be wrong (was --distribution changed?)")
+    if slot.port is not None and not port_is_free(slot.port):
+        raise TaskSetupError(f"port {slot.port} (rank {slot.rank}, {slot.role} {slot.index}) is already in use on "
+                             f"{ctx.hostname}: another program holds this job's port block; resubmit, or ask the site "
+                             f"to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)")
+    return slot
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a TCP port can be bound on all interfaces here (TIME_WAIT leftovers don't count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def _same_host(hostname: str, node: str) -> bool:
+    return hostname == node or hostname.split(".")[0] == node.split(".")[0]
+
+
+def task_environment(job: Mapping[str, Any], ctx: TaskContext, slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
+    """What this task adds to the entry script's environment: TF_CONFIG and GPU binding."""
+    out: dict[str, str] = {}
+    backend = job.get("distributed_backend")
+    if backend in ("ps", "multiworker"):
+        slots = layout(backend, ctx.nodes, ctx.tasks_per_node, job.get("parameter_server_count", 0), ctx.job_id, ctx.resv_ports)
+        out["TF_CONFIG"] = json.dumps(tf_config(slots, ctx.rank))
+    try:
+        gpus = bind_gpus(env.get("CUDA_VISIBLE_DEVICES"), slot, bool(job.get("use_gpu")))
+    except ValueError as exc:
+        raise TaskSetupError(str(exc)) from None
+    if gpus is not None:
+        out["CUDA_VISIBLE_DEVICES"] = gpus
+    return out
+
+
+def check_packages(job: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """A distributed job without TensorFlow (or Horovod for 'mpi') fails here, saying how to install it."""
+    import importlib.util
+
+    backend = job.get("distributed_backend")
+    if backend is None:
+        return
+    needed = [("tensorflow", "pip install 'hpc_tf[tf]'  (TensorFlow 2.18.1, CPU)")]
+    if env.get("TF_USE_LEGACY_KERAS") == "1":
+        needed.append(("tf_keras", "pip install --no-deps tf-keras==2.18.0  (or set TF_USE_LEGACY_KERAS: '0' in environment_variables)"))
+    if backend == "mpi":
+        needed.append(("horovod", "scripts/install-horovod.sh  (builds Horovod 0.28.1 against the installed TensorFlow once, then caches the wheel)"))
+    missing = [f"{name} (install: {how})" for name, how in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TaskSetupError(f"missing in {sys.executable}: " + "; ".join(missing))
+
+
+def child_environment(env: Mapping[str, str], job: Mapping[str, Any], run: RunDir, rank: int) -> dict[str, str]:
+    """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
     out = dict(env)
+    out.update(job.get("default_env", {}))
     out.update(job.get("env", {}))
-    out.update(
-        HPC_TF_RUN_DIR=str(run.path),
-        HPC_TF_RUN_ID=run.run_id,
-        HPC_TF_OUTPUTS_DIR=str(run.outputs),
-        HPC_TF_RANK=str(rank),
-        PYTHONUNBUFFERED="1",
-    )
+    out.update(HPC_TF_RUN_DIR=str(run.path), HPC_TF_RUN_ID=run.run_id, HPC_TF_OUTPUTS_DIR=str(run.outputs),
+               HPC_TF_RANK=str(rank), PYTHONUNBUFFERED="1")
     return out
 
 
@@ -52,41 +150,154 @@ def shell_exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
+def managed_server(job: Mapping[str, Any], slot: Slot) -> bool:
+    """In managed 'ps' mode the ps and worker tasks run TensorFlow servers, not the entry script."""
+    return job.get("distributed_backend") == "ps" and job.get("ps_mode", "managed") == "managed" and slot.role != "chief"
+
+
+def task_command(job: Mapping[str, Any], slot: Slot) -> list[str]:
+    if managed_server(job, slot):
+        return [sys.executable, "-u", "-m", "hpc_tf.tfserver"]
+    return list(job["command"])
+
+
 def run_task(run_dir: str | Path) -> int:
-    """Run this task's share of the job in the snapshot; return the entry script's exit code."""
+    """Run this task's share of the job in the snapshot; return its exit code."""
     run = RunDir(run_dir)
     job = run.read_job()
-    env = os.environ
-    rank = task_rank(env)
-    if rank == 0:
-        run.update_status(state="RUNNING", start_time=utc_now(), nodes=job_nodes(env))
+    ctx = TaskContext(os.environ, socket.gethostname())
+    if ctx.rank == 0:
+        run.update_status(state="RUNNING", start_time=utc_now(), nodes=ctx.job_nodes)
+    try:
+        slot = my_slot(job, ctx)
+        env = child_environment(os.environ, job, run, ctx.rank)
+        env.update(task_environment(job, ctx, slot, env))
+        check_packages(job, env)
+    except TaskSetupError as exc:
+        return _setup_failed(run, ctx, str(exc))
+    record = {"rank": slot.rank, "role": slot.role, "index": slot.index, "host": ctx.hostname, "port": slot.port,
+              "local_rank": slot.local_rank, "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+              "start_time": utc_now(), "pid": os.getpid()}
+    _write_task(run, slot.rank, record)
+    if job.get("distributed_backend") == "mpi":
+        _exec(run, slot.rank, task_command(job, slot), env)
+
+    def started(pid: int) -> None:
+        record["child_pid"] = pid
+        _write_task(run, slot.rank, record)
+
+    code, stopped, signals = _supervise(run, slot, task_command(job, slot), env, started)
+    record.update(end_time=utc_now(), exit_code=code, stopped_after_chief=stopped)
+    _write_task(run, slot.rank, record)
+    return _finish(run, job, slot, ctx, code, stopped, signals)
+
+
+def _supervise(run: RunDir, slot: Slot, command: list[str], env: dict[str, str],
+               started: Callable[[int], None]) -> tuple[int, bool, list[str]]:
+    """Run the task's process; a non-lead task stops it once the lead (rank 0) has ended."""
     received: list[str] = []
 
     def note_signal(signum: int, _frame: object) -> None:
-        # The scheduler signals the whole process group, so the entry script gets it too;
-        # the runtime only records it and stays alive to write the final status.
+        # The scheduler signals the whole process group, so the child gets it too; the runtime
+        # only records it and stays alive to write the final status.
         received.append(signal.Signals(signum).name)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, note_signal)
-    with open(run.rank_out(rank), "ab") as out, open(run.rank_err(rank), "ab") as err:
+    lead_exit = run.path / "tasks" / "lead-exit"
+    with open(run.rank_out(slot.rank), "ab") as out, open(run.rank_err(slot.rank), "ab") as err:
         try:
-            proc = subprocess.Popen(
-                job["command"], cwd=run.snapshot, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=child_environment(env, job, run, rank),
-            )
+            proc = subprocess.Popen(command, cwd=run.snapshot, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         except OSError as exc:
-            err.write(f"hpc_tf: cannot start {job['command'][0]}: {exc}\n".encode())
-            returncode = 127
-        else:
-            returncode = proc.wait()
-    code = shell_exit_code(returncode)
-    if rank == 0:
-        fields = dict(exit_code=code, end_time=utc_now(), state="COMPLETED" if code == 0 else "FAILED")
-        if received:
-            fields["signals"] = received
+            err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())
+            return 127, False, received
+        started(proc.pid)
+        stopped = False
+        lead = slot.rank == 0
+        while True:
+            try:
+                returncode = proc.wait(timeout=None if lead else POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if not stopped and lead_exit.exists():
+                    stopped = True
+                    _stop(proc)
+    return shell_exit_code(returncode), stopped, received
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _finish(run: RunDir, job: Mapping[str, Any], slot: Slot, ctx: TaskContext, code: int, stopped: bool, signals: list[str]) -> int:
+    """Record the outcome; return the task's exit code for the launcher."""
+    if slot.rank == 0:
+        if job.get("distributed_backend") in ("ps", "multiworker"):
+            write_atomic(run.path / "tasks" / "lead-exit", f"{code}\n")
+        fields: dict[str, Any] = dict(exit_code=code, end_time=utc_now(), state="COMPLETED" if code == 0 else "FAILED")
+        if signals:
+            fields["signals"] = signals
         run.update_status(**fields)
+        if code != 0 and job.get("distributed_backend") and not signals:
+            _first_failure(run, slot, ctx, code)
+        return code
+    if stopped:
+        return 0
+    if signals:
+        return code  # ended by the scheduler (cancel, time limit, another task's failure): not the first failure
+    server = managed_server(job, slot)
+    if code == 0 and not server:
+        return 0
+    note = "the TensorFlow server ended before the chief" if server else ""
+    code = code or 1  # a managed TensorFlow server must never end on its own
+    _first_failure(run, slot, ctx, code, note)
     return code
+
+
+def _first_failure(run: RunDir, slot: Slot, ctx: TaskContext, code: int, note: str = "") -> None:
+    """Name the task that failed first; later failures (tasks killed because of it) don't overwrite it."""
+    from filelock import FileLock
+
+    failure = {"rank": slot.rank, "role": slot.role, "index": slot.index, "host": ctx.hostname, "exit_code": code,
+               "time": utc_now()}
+    if note:
+        failure["note"] = note
+    with FileLock(str(run.path / ".status.lock"), timeout=30):
+        if not run.read_status().get("first_failure"):
+            status = run.read_status()
+            status["first_failure"] = failure
+            run.write_json(run.status_json, status)
+
+
+def _setup_failed(run: RunDir, ctx: TaskContext, message: str) -> int:
+    with open(run.rank_err(ctx.rank), "a", encoding="utf-8") as err:
+        err.write(f"hpc_tf: task {ctx.rank} cannot start: {message}\n")
+    slot = Slot(ctx.rank, ctx.hostname, ctx.local_rank, "task", ctx.rank)
+    _first_failure(run, slot, ctx, 2, message)
+    if ctx.rank == 0:
+        run.update_status(exit_code=2, end_time=utc_now(), state="FAILED", message=message)
+    return 2
+
+
+def _write_task(run: RunDir, rank: int, record: dict[str, Any]) -> None:
+    (run.path / "tasks").mkdir(exist_ok=True)
+    run.write_json(run.path / "tasks" / f"rank-{rank}.json", record)
+
+
+def _exec(run: RunDir, rank: int, command: list[str], env: dict[str, str]) -> None:
+    """Become the entry script (MPI ranks): its stdout/stderr go to the rank's log files."""
+    out = os.open(run.rank_out(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = os.open(run.rank_err(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.chdir(run.snapshot)
+    os.execve(command[0], command, env)
 
 
 def slurm_task(run_dir: str) -> int:

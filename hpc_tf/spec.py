@@ -66,6 +66,22 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     parameter_server_count: Annotated[int, Meta(ge=0, le=1024)] = 1
     environment_variables: dict[str, Any] = {}
     max_run_duration_seconds: Annotated[int, Meta(ge=1)] | None = None
+    # hpc_tf's own keys for distributed training (the estimator has no equivalent)
+    launcher: Literal["srun", "mpirun"] = "srun"
+    mpi_plugin: str = "pmix"
+    launcher_args: list[str] = []
+    ps_mode: Literal["managed", "script"] = "managed"
+
+    @property
+    def ntasks(self) -> int:
+        """How many tasks the job starts: one per role for 'ps', one per slot otherwise."""
+        if self.distributed_backend == "ps":
+            return 1 + self.parameter_server_count + self.worker_count
+        return self.node_count * self.process_count_per_node
+
+    @property
+    def slots(self) -> int:
+        return self.node_count * self.process_count_per_node
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -114,6 +130,7 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "script_params": _check_entries("a string, number, boolean, null (a bare flag) or a list of strings/numbers",
                                         (str, int, float, bool), True, True),
         "environment_variables": _env_names,
+        "mpi_plugin": _pattern(re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"),
         "compute_target": lambda v: None if not isinstance(v, str) or NAME_RE.match(v) else (
             "", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
     },
@@ -163,6 +180,10 @@ def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: s
 def _message(key: str, text: str) -> str:
     if key == "distributed_backend":
         return "unknown distributed backend; valid values: null, " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS)
+    if key == "launcher":
+        return "unknown launcher; valid values: 'srun', 'mpirun'"
+    if key == "ps_mode":
+        return "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), 'script' (your script runs on every task)"
     text = re.sub(r" - at `\$[^`]*`$", "", text)
     text = re.sub(r", got `[^`]*`$", "", text)  # the value itself is shown after the message
     text = re.sub(r"`([a-z]+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), text)
@@ -268,7 +289,8 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
     if isinstance(data.get("compute_target"), dict):
         problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
     if spec is not None:
-        problems += _not_supported_yet(spec, source)
+        problems += _not_supported_yet(spec, source) + _check_layout(spec, data, source)
+
     if problems:
         raise ConfigError(_dedupe(problems))
     assert spec is not None and source_dir is not None
@@ -328,14 +350,47 @@ def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Probl
     return []
 
 
+ONLY_FOR = {
+    "worker_count": ("ps",), "parameter_server_count": ("ps",), "ps_mode": ("ps",),
+    "launcher": ("mpi",), "mpi_plugin": ("mpi",), "launcher_args": ("mpi", "ps", "multiworker"),
+}
+
+
+def _check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | None) -> list[Problem]:
+    """Cross-key rules of distributed training; keys that do nothing for the chosen backend are refused."""
+    problems = []
+    backend = spec.distributed_backend
+    for key, backends in ONLY_FOR.items():
+        if key in given and backend not in backends:
+            problems.append(Problem(key, f"only used with distributed_backend {' or '.join(repr(b) for b in backends)} (distributed_backend is {backend!r})", given[key], True, source))
+    if backend is None and spec.slots > 1:
+        key = "node_count" if spec.node_count > 1 else "process_count_per_node"
+        problems.append(Problem(key, "more than one process needs a distributed_backend ('mpi', 'ps' or 'multiworker'); without one every process would run the same training", getattr(spec, key), True, source))
+    if backend == "ps":
+        if spec.parameter_server_count < 1:
+            problems.append(Problem("parameter_server_count", "'ps' needs at least 1 parameter server", spec.parameter_server_count, True, source))
+        if spec.ntasks < spec.node_count:
+            problems.append(Problem("node_count", f"'ps' runs {spec.ntasks} tasks (1 chief + {spec.parameter_server_count} ps + {spec.worker_count} workers): {spec.node_count} nodes would leave {spec.node_count - spec.ntasks} without a task", spec.node_count, True, source))
+        if spec.ntasks > spec.slots:
+            problems.append(Problem("worker_count + parameter_server_count", f"'ps' needs {spec.ntasks} tasks (1 chief + {spec.parameter_server_count} ps + {spec.worker_count} workers) but node_count × process_count_per_node = {spec.node_count} × {spec.process_count_per_node} = {spec.slots} slots: {spec.ntasks - spec.slots} missing", None, False, source))
+    if backend == "mpi" and spec.launcher == "mpirun" and spec.mpi_plugin != "pmix" and "mpi_plugin" in given:
+        problems.append(Problem("mpi_plugin", "is an srun setting; launcher 'mpirun' does not use it", spec.mpi_plugin, True, source))
+    for i, arg in enumerate(spec.launcher_args):
+        if not arg:
+            problems.append(Problem(f"launcher_args[{i}]", "an argument cannot be empty", arg, True, source))
+    return problems
+
+
+def check_gpus(spec: EstimatorSpec, target_gpus: int | None, source: str | None) -> list[Problem]:
+    """With one GPU per process, a node must have at least as many GPUs as processes."""
+    if spec.use_gpu and target_gpus is not None and target_gpus < spec.process_count_per_node:
+        return [Problem("compute_target.gpus_per_node", f"{target_gpus} GPUs per node for process_count_per_node = {spec.process_count_per_node}: each process needs its own GPU", target_gpus, True, source)]
+    return []
+
+
 def _not_supported_yet(spec: EstimatorSpec, source: str | None) -> list[Problem]:
     """Features that later releases add are refused clearly, never silently ignored."""
     problems = []
-    if spec.distributed_backend is not None:
-        problems.append(Problem("distributed_backend", "distributed training is not supported yet in this version of hpc_tf; use null (single process)", spec.distributed_backend, True, source))
-    elif spec.node_count > 1 or spec.process_count_per_node > 1:
-        key = "node_count" if spec.node_count > 1 else "process_count_per_node"
-        problems.append(Problem(key, "more than one process needs a distributed_backend ('mpi', 'ps' or 'multiworker'); without one every process would run the same training", getattr(spec, key), True, source))
     for key in ("conda_packages", "pip_packages"):
         if getattr(spec, key):
             problems.append(Problem(key, "installing packages is not supported yet; install them in the Python environment you submit from (it is the one the job uses)", getattr(spec, key), True, source))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from .errors import ConfigError, Problem
-from .spec import EstimatorSpec, SlurmOptions, convert, load_yaml
+from .spec import EstimatorSpec, SlurmOptions, check_gpus, convert, load_yaml
 
 BackendName = Literal["auto", "slurm", "local"]
 BUILTIN = ("auto", "local")
@@ -40,6 +40,15 @@ def search_path(env: Mapping[str, str]) -> list[Path]:
 
 
 def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
+    """Resolve spec.compute_target into a Target and check it fits the job (GPUs per process)."""
+    target = _resolve(spec, paths)
+    problems = check_gpus(spec, target.options.gpus_per_node, None if target.source == "config" else target.source)
+    if problems:
+        raise ConfigError(problems)
+    return target
+
+
+def _resolve(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
     """Resolve spec.compute_target into a Target; an unknown name lists what is known."""
     ct = spec.compute_target
     if ct is None or ct == "auto":

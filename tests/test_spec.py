@@ -43,7 +43,13 @@ def test_defaults_follow_the_seed(project: Path) -> None:
         ({"node_count": "two"}, "node_count", "expected an integer"),
         ({"process_count_per_node": 1000}, "process_count_per_node", "expected an integer <= 256"),
         ({"distributed_backend": "horovod"}, "distributed_backend", "valid values: null, 'mpi', 'ps', 'multiworker'"),
-        ({"distributed_backend": "mpi"}, "distributed_backend", "not supported yet"),
+        ({"distributed_backend": "ps", "node_count": 2, "worker_count": 2}, "worker_count + parameter_server_count", "needs 4 tasks (1 chief + 1 ps + 2 workers) but node_count × process_count_per_node = 2 × 1 = 2 slots: 2 missing"),
+        ({"distributed_backend": "ps", "node_count": 3, "parameter_server_count": 0}, "parameter_server_count", "at least 1 parameter server"),
+        ({"distributed_backend": "mpi", "node_count": 2, "worker_count": 2}, "worker_count", "only used with distributed_backend 'ps'"),
+        ({"distributed_backend": "ps", "node_count": 3, "launcher": "mpirun"}, "launcher", "only used with distributed_backend 'mpi'"),
+        ({"distributed_backend": "mpi", "launcher": "horovodrun"}, "launcher", "valid values: 'srun', 'mpirun'"),
+        ({"distributed_backend": "ps", "node_count": 3, "ps_mode": "auto"}, "ps_mode", "valid values: 'managed'"),
+        ({"distributed_backend": "mpi", "mpi_plugin": "pmi 2"}, "mpi_plugin", "srun --mpi plugin name"),
         ({"pip_packages": ["requests"]}, "pip_packages", "not supported yet"),
         ({"conda_packages": ["scikit-learn"]}, "conda_packages", "not supported yet"),
         ({"node_count": 2}, "node_count", "needs a distributed_backend"),
@@ -131,6 +137,14 @@ def test_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_spec(tmp_path / name)
         assert words in str(info.value)
+
+
+def test_gpus_per_node_must_cover_processes(tmp_path: Path, project: Path) -> None:
+    spec = validate(base(project, distributed_backend="mpi", process_count_per_node=4, use_gpu=True,
+                         compute_target={"gpus_per_node": 2}), project)
+    with pytest.raises(ConfigError) as info:
+        resolve_target(spec, search_path({"HOME": str(tmp_path)}))
+    assert "compute_target.gpus_per_node: 2 GPUs per node for process_count_per_node = 4" in str(info.value)
 
 
 def test_named_targets_from_the_search_path(tmp_path: Path, project: Path) -> None:
