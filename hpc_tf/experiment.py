@@ -96,6 +96,7 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     from .snapshot import DEFAULT_MAX_MB, copy_snapshot, plan_snapshot
 
     spec = sub.spec
+    _check_job_packages(spec)
     runs_dir = Path(runs_dir).absolute()
     max_mb = float(os.environ.get("HPC_TF_SNAPSHOT_MAX_MB", DEFAULT_MAX_MB))
     snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(max_mb * 2**20))
@@ -117,6 +118,20 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
         raise
     run.update_status(job_id=job_id)
     return Run(run)
+
+
+def _check_job_packages(spec: EstimatorSpec) -> None:
+    """The job runs this interpreter: a missing TensorFlow/Horovod fails here, before anything is queued.
+
+    Only looks the packages up (importlib.util.find_spec); nothing imports TensorFlow here.
+    """
+    from .runtime import TaskSetupError, check_packages
+
+    env = {**_plan.default_environment(spec), **_plan.task_environment(spec)}
+    try:
+        check_packages({"distributed_backend": spec.distributed_backend}, env)
+    except TaskSetupError as exc:
+        raise ConfigError([Problem("distributed_backend", f"the job's Python cannot run it: {exc}", spec.distributed_backend, True)]) from None
 
 
 class Experiment:
