@@ -2,7 +2,8 @@
 # Install everything the tests need and run the whole suite against a real Slurm cluster.
 #   scripts/test.sh [pytest args...]      (as root; PYTHON=/path/to/python to choose the interpreter)
 # 1. Debian packages: Slurm (slurmctld, slurmd, client, munge) and Open MPI with PMIx.
-# 2. hpc_tf with its test extra (TensorFlow CPU, scikit-learn, pytest) into that Python.
+# 2. hpc_tf with its test extra (TensorFlow CPU, scikit-learn, mpi4py, pytest) into that Python, tf-keras,
+#    and Horovod (scripts/install-horovod.sh: built once per TensorFlow version, then from a cached wheel).
 # 3. pytest: a session fixture starts the 4-node dev cluster (scripts/dev-cluster.sh) and stops it.
 # A missing Slurm or TensorFlow fails the run; nothing is skipped.
 set -euo pipefail
@@ -10,9 +11,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 scripts/dev-cluster.sh install
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+# tf-keras without its dependencies: with them it would pull the full `tensorflow` over tensorflow-cpu
+"$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps 'tf-keras==2.18.0'
+PYTHON="$PY" scripts/install-horovod.sh   # cached wheel keyed by Horovod/TF/Python/Open MPI versions
 "$PY" - <<'PY'
 import importlib.util, shutil, sys
-missing = [name for name in ("tensorflow", "sklearn", "submitit") if importlib.util.find_spec(name) is None]
+missing = [name for name in ("tensorflow", "tf_keras", "horovod", "mpi4py", "sklearn", "submitit")
+           if importlib.util.find_spec(name) is None]
 missing += [tool for tool in ("sbatch", "srun", "slurmctld", "slurmd") if shutil.which(tool) is None]
 if missing:
     sys.exit(f"scripts/test.sh: missing after install: {', '.join(missing)}")

@@ -55,7 +55,8 @@ def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launc
         assert r["size"] == size and r["local_size"] == per_node
         assert r["local_rank"] == r["rank"] % per_node
         assert r["host"] == f"n{r['rank'] // per_node + 1}"   # Slurm's block layout
-        assert r["allreduce"] == size * (size + 1) / 2
+        assert r["allreduce"] == r["mpi_allreduce"] == size * (size + 1) / 2
+        assert (r["mpi_rank"], r["mpi_size"]) == (r["rank"], size)
         assert math.isfinite(r["loss"])
         assert f"rank {r['rank']}/{size} done" in (run_dir / "logs" / f"rank-{r['rank']}.out").read_text() or r["rank"] != 0
         assert (run_dir / "logs" / f"rank-{r['rank']}.err").exists()

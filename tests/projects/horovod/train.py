@@ -1,9 +1,12 @@
 import json, math, os, socket
 import numpy as np
+from mpi4py import MPI  # MPI itself, beside Horovod: the ranks must agree
 import tensorflow as tf
 import horovod.tensorflow.keras as hvd
 
 hvd.init()
+mpi_rank, mpi_size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+mpi_sum = MPI.COMM_WORLD.allreduce(mpi_rank + 1)
 total = hvd.allreduce(tf.constant(float(hvd.rank() + 1)), op=hvd.Sum).numpy()
 x = np.random.default_rng(hvd.rank()).random((64, 4)).astype("float32")
 y = x.sum(axis=1, keepdims=True)
@@ -14,7 +17,7 @@ hist = model.fit(x, y, batch_size=16, epochs=2, verbose=2 if hvd.rank() == 0 els
 os.makedirs("outputs", exist_ok=True)
 with open(f"outputs/hvd-{hvd.rank()}.json", "w") as f:
     json.dump({"rank": hvd.rank(), "size": hvd.size(), "local_rank": hvd.local_rank(), "local_size": hvd.local_size(),
-               "allreduce": float(total), "loss": float(hist.history["loss"][-1]), "host": socket.gethostname(),
+               "allreduce": float(total), "mpi_rank": mpi_rank, "mpi_size": mpi_size, "mpi_allreduce": mpi_sum, "loss": float(hist.history["loss"][-1]), "host": socket.gethostname(),
                "slurm_procid": os.environ.get("SLURM_PROCID"), "slurm_localid": os.environ.get("SLURM_LOCALID"),
                "ompi_rank": os.environ.get("OMPI_COMM_WORLD_RANK")}, f)
 print(f"rank {hvd.rank()}/{hvd.size()} done, loss {hist.history['loss'][-1]:.4f}", flush=True)
