@@ -26,7 +26,8 @@ def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_
         raise UsageError(f"--nodelist: {nodelist!r} has {len(nodes)} nodes but node_count is {spec.node_count}")
     per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.process_count_per_node)
     backend = spec.distributed_backend
-    slots = layout(backend, nodes, per_node, spec.parameter_server_count if backend == "ps" else 0, job_id or 0)
+    slots = layout(backend, nodes, per_node, spec.parameter_server_count if backend == "ps" else 0, job_id or 0,
+                   evaluator=spec.evaluator)
     gpus = gpus_per_node if gpus_per_node is not None else (
         target.options.gpus_per_node or spec.process_count_per_node if spec.use_gpu else 0)
     visible = ",".join(str(i) for i in range(gpus)) or None

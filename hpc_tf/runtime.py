@@ -67,12 +67,19 @@ class TaskContext:
         self.resv_ports = env.get("SLURM_STEP_RESV_PORTS") or None
 
 
-def my_slot(job: Mapping[str, Any], ctx: TaskContext) -> Slot:
-    """This task's slot; checks that the launcher put it where the layout says."""
+def job_slots(job: Mapping[str, Any], ctx: TaskContext) -> list[Slot]:
+    """Every task's slot, as this task sees the step (each task derives the same list)."""
     backend = job.get("distributed_backend")
     if backend in (None, "mpi"):
+        return []
+    return layout(backend, ctx.nodes, ctx.tasks_per_node, job.get("parameter_server_count", 0), ctx.job_id,
+                  ctx.resv_ports, bool(job.get("evaluator")))
+
+
+def my_slot(job: Mapping[str, Any], ctx: TaskContext, slots: list[Slot]) -> Slot:
+    """This task's slot; checks that the launcher put it where the layout says and that its port is free."""
+    if not slots:  # one process, or an MPI rank: no TF cluster to place
         return Slot(ctx.rank, ctx.hostname, ctx.local_rank, "worker", ctx.rank)
-    slots = layout(backend, ctx.nodes, ctx.tasks_per_node, job.get("parameter_server_count", 0), ctx.job_id, ctx.resv_ports)
     if len(slots) != ctx.ntasks or ctx.rank >= len(slots):
         raise TaskSetupError(f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
                              f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?")
@@ -102,13 +109,11 @@ def _same_host(hostname: str, node: str) -> bool:
     return hostname == node or hostname.split(".")[0] == node.split(".")[0]
 
 
-def task_environment(job: Mapping[str, Any], ctx: TaskContext, slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
+def task_environment(job: Mapping[str, Any], slots: list[Slot], slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
     """What this task adds to the entry script's environment: TF_CONFIG and GPU binding."""
     out: dict[str, str] = {}
-    backend = job.get("distributed_backend")
-    if backend in ("ps", "multiworker"):
-        slots = layout(backend, ctx.nodes, ctx.tasks_per_node, job.get("parameter_server_count", 0), ctx.job_id, ctx.resv_ports)
-        out["TF_CONFIG"] = json.dumps(tf_config(slots, ctx.rank))
+    if slots:
+        out["TF_CONFIG"] = json.dumps(tf_config(slots, slot.rank))
     try:
         gpus = bind_gpus(env.get("CUDA_VISIBLE_DEVICES"), slot, bool(job.get("use_gpu")))
     except ValueError as exc:
@@ -152,7 +157,8 @@ def shell_exit_code(returncode: int) -> int:
 
 def managed_server(job: Mapping[str, Any], slot: Slot) -> bool:
     """In managed 'ps' mode the ps and worker tasks run TensorFlow servers, not the entry script."""
-    return job.get("distributed_backend") == "ps" and job.get("ps_mode", "managed") == "managed" and slot.role != "chief"
+    return (job.get("distributed_backend") == "ps" and job.get("ps_mode", "managed") == "managed"
+            and slot.role in ("ps", "worker"))
 
 
 def task_command(job: Mapping[str, Any], slot: Slot) -> list[str]:
@@ -169,9 +175,10 @@ def run_task(run_dir: str | Path) -> int:
     if ctx.rank == 0:
         run.update_status(state="RUNNING", start_time=utc_now(), nodes=ctx.job_nodes)
     try:
-        slot = my_slot(job, ctx)
+        slots = job_slots(job, ctx)
+        slot = my_slot(job, ctx, slots)
         env = child_environment(os.environ, job, run, ctx.rank)
-        env.update(task_environment(job, ctx, slot, env))
+        env.update(task_environment(job, slots, slot, env))
         check_packages(job, env)
     except TaskSetupError as exc:
         return _setup_failed(run, ctx, str(exc))

@@ -71,13 +71,19 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     mpi_plugin: str = "pmix"
     launcher_args: list[str] = []
     ps_mode: Literal["managed", "script"] = "managed"
+    evaluator: bool = False
 
     @property
     def ntasks(self) -> int:
         """How many tasks the job starts: one per role for 'ps', one per slot otherwise."""
         if self.distributed_backend == "ps":
-            return 1 + self.parameter_server_count + self.worker_count
+            return 1 + self.parameter_server_count + self.worker_count + int(self.evaluator)
         return self.node_count * self.process_count_per_node
+
+    @property
+    def roles_text(self) -> str:
+        text = f"1 chief + {self.parameter_server_count} ps + {self.worker_count} workers"
+        return text + (" + 1 evaluator" if self.evaluator else "")
 
     @property
     def slots(self) -> int:
@@ -351,7 +357,7 @@ def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Probl
 
 
 ONLY_FOR = {
-    "worker_count": ("ps",), "parameter_server_count": ("ps",), "ps_mode": ("ps",),
+    "worker_count": ("ps",), "parameter_server_count": ("ps",), "ps_mode": ("ps",), "evaluator": ("ps",),
     "launcher": ("mpi",), "mpi_plugin": ("mpi",), "launcher_args": ("mpi", "ps", "multiworker"),
 }
 
@@ -370,9 +376,9 @@ def _check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | N
         if spec.parameter_server_count < 1:
             problems.append(Problem("parameter_server_count", "'ps' needs at least 1 parameter server", spec.parameter_server_count, True, source))
         if spec.ntasks < spec.node_count:
-            problems.append(Problem("node_count", f"'ps' runs {spec.ntasks} tasks (1 chief + {spec.parameter_server_count} ps + {spec.worker_count} workers): {spec.node_count} nodes would leave {spec.node_count - spec.ntasks} without a task", spec.node_count, True, source))
+            problems.append(Problem("node_count", f"'ps' runs {spec.ntasks} tasks ({spec.roles_text}): {spec.node_count} nodes would leave {spec.node_count - spec.ntasks} without a task", spec.node_count, True, source))
         if spec.ntasks > spec.slots:
-            problems.append(Problem("worker_count + parameter_server_count", f"'ps' needs {spec.ntasks} tasks (1 chief + {spec.parameter_server_count} ps + {spec.worker_count} workers) but node_count × process_count_per_node = {spec.node_count} × {spec.process_count_per_node} = {spec.slots} slots: {spec.ntasks - spec.slots} missing", None, False, source))
+            problems.append(Problem("worker_count + parameter_server_count", f"'ps' needs {spec.ntasks} tasks ({spec.roles_text}) but node_count × process_count_per_node = {spec.node_count} × {spec.process_count_per_node} = {spec.slots} slots: {spec.ntasks - spec.slots} missing", None, False, source))
     if backend == "mpi" and spec.launcher == "mpirun" and spec.mpi_plugin != "pmix" and "mpi_plugin" in given:
         problems.append(Problem("mpi_plugin", "is an srun setting; launcher 'mpirun' does not use it", spec.mpi_plugin, True, source))
     for i, arg in enumerate(spec.launcher_args):

@@ -35,11 +35,12 @@ class Slot(msgspec.Struct, frozen=True):
     port: int | None = None
 
 
-def roles(backend: str | None, ntasks: int, ps_count: int = 0) -> list[tuple[str, int]]:
-    """The (role, index) of each rank, in rank order."""
+def roles(backend: str | None, ntasks: int, ps_count: int = 0, evaluator: bool = False) -> list[tuple[str, int]]:
+    """The (role, index) of each rank, in rank order; an evaluator takes the last rank."""
     if backend == "ps":
         out = [("chief", 0)] + [("ps", i) for i in range(ps_count)]
-        return out + [("worker", i) for i in range(ntasks - len(out))]
+        out += [("worker", i) for i in range(ntasks - len(out) - int(evaluator))]
+        return out + ([("evaluator", 0)] if evaluator else [])
     return [("worker", i) for i in range(ntasks)]
 
 
@@ -81,12 +82,12 @@ def ports_for(placement: Sequence[tuple[str, int]], job_id: int, resv_ports: str
 
 
 def layout(backend: str | None, nodes: Sequence[str], tasks_per_node: Sequence[int], ps_count: int,
-           job_id: int, resv_ports: str | None = None) -> list[Slot]:
+           job_id: int, resv_ports: str | None = None, evaluator: bool = False) -> list[Slot]:
     """Every task's slot, from the step's node list and tasks per node."""
     placement = node_of_ranks(nodes, tasks_per_node)
-    assigned = roles(backend, len(placement), ps_count)
+    assigned = roles(backend, len(placement), ps_count, evaluator)
     ports = ports_for(placement, job_id, resv_ports) if backend in ("ps", "multiworker") else [None] * len(placement)
-    return [Slot(rank, node, local, role, index, port)
+    return [Slot(rank, node, local, role, index, None if role == "evaluator" else port)
             for rank, ((node, local), (role, index), port) in enumerate(zip(placement, assigned, ports))]
 
 
@@ -94,6 +95,8 @@ def cluster_spec(slots: Sequence[Slot]) -> dict[str, list[str]]:
     """The TF cluster: role → ["host:port", ...] in index order (an evaluator is never part of it)."""
     cluster: dict[str, list[str]] = {}
     for slot in slots:
+        if slot.role == "evaluator":
+            continue
         cluster.setdefault(slot.role, []).append(f"{slot.node}:{slot.port}")
     return cluster
 

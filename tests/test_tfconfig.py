@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hpc_tf.explain import explain_rows
-from hpc_tf.runtime import TaskContext, TaskSetupError, my_slot, task_environment
+from hpc_tf.runtime import TaskContext, TaskSetupError, job_slots, my_slot, task_environment
 from hpc_tf.spec import validate
 from hpc_tf.targets import Target
 from hpc_tf.tfconfig import (Slot, bind_gpus, block_tasks_per_node, expand_port_range, job_port_base, layout, ports_for,
@@ -62,6 +62,14 @@ def test_reserved_ports_are_indexed_by_local_rank() -> None:
         expand_port_range("12a")
 
 
+def test_evaluator_takes_the_last_rank_and_stays_out_of_the_cluster() -> None:
+    slots = layout("ps", ["n1", "n2", "n3"], [2, 2, 1], 1, job_id=3, evaluator=True)
+    assert [(s.role, s.index) for s in slots] == [("chief", 0), ("ps", 0), ("worker", 0), ("worker", 1), ("evaluator", 0)]
+    config = tf_config(slots, 4)
+    assert "evaluator" not in config["cluster"] and config["task"] == {"type": "evaluator", "index": 0}
+    assert slots[-1].port is None
+
+
 @pytest.mark.parametrize(
     "visible, role, local, use_gpu, expected",
     [
@@ -106,15 +114,16 @@ def test_task_context_from_srun_mpirun_and_local_environments() -> None:
 def test_each_task_computes_its_own_tf_config_and_checks_its_host() -> None:
     job = {"distributed_backend": "ps", "parameter_server_count": 1, "use_gpu": True}
     ctx = TaskContext(SRUN_ENV, "n10")
-    slot = my_slot(job, ctx)
+    slots = job_slots(job, ctx)
+    slot = my_slot(job, ctx, slots)
     assert (slot.role, slot.index, slot.node) == ("worker", 1, "n10")
-    env = task_environment(job, ctx, slot, SRUN_ENV)
+    env = task_environment(job, slots, slot, SRUN_ENV)
     assert json.loads(env["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     with pytest.raises(TaskSetupError, match="rank 3 runs on 'n9' but Slurm's block layout puts it on 'n10'"):
-        my_slot(job, TaskContext(SRUN_ENV, "n9"))
+        my_slot(job, TaskContext(SRUN_ENV, "n9"), slots)
     with pytest.raises(TaskSetupError, match="the step has 5 tasks"):
-        my_slot(job, TaskContext({**SRUN_ENV, "SLURM_STEP_NUM_TASKS": "5"}, "n10"))
+        my_slot(job, TaskContext({**SRUN_ENV, "SLURM_STEP_NUM_TASKS": "5"}, "n10"), slots)
 
 
 def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
@@ -126,7 +135,8 @@ def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
         env = {**SRUN_ENV, "SLURM_PROCID": str(row["rank"]), "SLURM_LOCALID": str(row["local_rank"])}
         ctx = TaskContext(env, row["node"])
         job = {"distributed_backend": "ps", "parameter_server_count": 1, "use_gpu": True}
-        slot = my_slot(job, ctx)
-        computed = task_environment(job, ctx, slot, env)
+        slots = job_slots(job, ctx)
+        slot = my_slot(job, ctx, slots)
+        computed = task_environment(job, slots, slot, env)
         assert (slot.role, slot.index, slot.port, computed["CUDA_VISIBLE_DEVICES"]) == (row["role"], row["index"], row["port"], row["gpus"])
     assert [r["runs"] for r in rows] == ["train.py", "TensorFlow server", "TensorFlow server", "TensorFlow server"]

@@ -1,0 +1,242 @@
+"""What bench_launch.py and bench_horovod.py share: running real jobs, hpc_tf's way and by hand.
+
+Both compare a job submitted with `hpc_tf submit --wait --json` against the same job written as a
+plain sbatch script, so both need the same pieces: the cluster's environment, a project directory
+hpc_tf can snapshot, a runner per kind of job that returns when the job has ended, a wait until the
+cluster has let go of the nodes (so a job never starts late because the previous one is still
+completing), one scancel by job name at the end, and the same statistics and result files.
+
+Every job of one benchmark run carries one job name, unique to the process (`bench-launch-<pid>`):
+`scancel --name` then reaches exactly our jobs, including one whose id we never learned (a submit
+process killed by a timeout), and never the test suite's or anyone else's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cli import cluster_env  # noqa: E402,F401  (re-exported: one rule for the environment)
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+PY = sys.executable  # the real interpreter, not a pyenv shim: shims add their own start-up
+
+RETRIES = 2  # per run, for jobs someone else cancelled (see Cancelled)
+
+# Slurm job states in which the job still holds (or waits for) its nodes.
+ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+                 "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT",
+                 "UNKNOWN"}  # UNKNOWN: scontrol did not answer (see job_state)
+
+
+class Cancelled(RuntimeError):
+    """A job of ours ended CANCELLED without our asking: someone else's scancel.
+
+    On a shared dev cluster that happens: the test suite's per-test fixture cancels every job
+    that appeared in squeue during the test, ours included. Such a run has no timing and says
+    nothing about the launcher, so interleave() runs it again (RETRIES times at most).
+    """
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that has ended: when its submission started (time.time()), its id, its output file."""
+
+    submitted_at: float
+    job_id: str
+    output: Path
+    state: str
+
+
+def check_cluster(env: Mapping[str, str], prog: str) -> None:
+    """Fail early with a hint rather than timing a cluster that is down."""
+    if subprocess.run(["scontrol", "ping"], env=dict(env), capture_output=True).returncode != 0:
+        sys.exit(f"{prog}: Slurm does not answer; run `scripts/dev-cluster.sh up` first")
+
+
+def job_name(prefix: str) -> str:
+    """One name for every job of this benchmark process: scancel --name reaches ours only."""
+    return f"{prefix}-{os.getpid()}"
+
+
+def write_config(path: Path, config: Mapping[str, object]) -> Path:
+    """hpc_tf reads YAML; JSON is YAML, and needs no third-party writer."""
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The end of a log file for an error message, or a note that it is missing."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+
+
+def run_hpc_tf(config: Path, backend: str, runs_dir: Path, env: Mapping[str, str],
+               timeout: float) -> Finished:
+    """`hpc_tf submit --wait --json`; the clock starts right before the submit process does.
+
+    Returns rank 0's stdout (logs/rank-0.out) as the output. A run that does not end COMPLETED
+    aborts the benchmark with hpc_tf's stderr: a failed job has no meaningful timing.
+    """
+    argv = [PY, "-m", "hpc_tf", "submit", str(config), "--backend", backend,
+            "--runs-dir", str(runs_dir), "--json", "--wait"]
+    submitted_at = time.time()
+    proc = subprocess.run(argv, cwd=REPO, env=dict(env), capture_output=True, text=True,
+                          timeout=timeout)
+    lines = proc.stdout.strip().splitlines()
+    info = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    if info.get("state") == "CANCELLED":
+        raise Cancelled(f"hpc_tf run {info.get('run_id')} (job {info.get('job_id')})")
+    if proc.returncode != 0 or info.get("state") != "COMPLETED":
+        raise RuntimeError(f"hpc_tf submit exited {proc.returncode} (state {info.get('state')}): "
+                           f"{shlex.join(argv)}\n{proc.stderr.strip()[-3000:]}")
+    run_dir = Path(info["run_dir"])
+    return Finished(submitted_at, str(info.get("job_id")), run_dir / "logs" / "rank-0.out",
+                    info["state"])
+
+
+def job_state(job_id: str, env: Mapping[str, str]) -> str:
+    """Slurm's JobState from `scontrol -o show job` (no accounting here).
+
+    GONE once slurmctld has purged the job; UNKNOWN when it did not answer (busy, restarting),
+    which callers treat as still active rather than as an end.
+    """
+    proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], env=dict(env),
+                          capture_output=True, text=True)
+    for word in proc.stdout.split():
+        if word.startswith("JobState="):
+            return word.split("=", 1)[1]
+    return "GONE" if "Invalid job id" in proc.stderr else "UNKNOWN"
+
+
+def run_sbatch(script: Path, workdir: Path, marker: str, env: Mapping[str, str],
+               timeout: float) -> Finished:
+    """Submit a hand-written script with `sbatch --parsable`; return once the job has ended.
+
+    The clock starts right before the sbatch process does. Until `marker` shows up in the job's
+    output file the loop only reads that file (every 0.1 s), asking slurmctld every second just in
+    case the job died without it; then it waits for the end by asking slurmctld every 0.5 s.
+    The output file is `slurm-<jobid>.out` in workdir (the scripts say `--output=slurm-%j.out`).
+    """
+    submitted_at = time.time()
+    proc = subprocess.run(["sbatch", "--parsable", str(script)], cwd=workdir, env=dict(env),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sbatch {script} exited {proc.returncode}: {proc.stderr.strip()}")
+    job_id = proc.stdout.strip().split(";")[0]
+    output = workdir / f"slurm-{job_id}.out"
+    deadline = time.monotonic() + timeout
+    state, polls = "PENDING", 0
+    while state in ACTIVE_STATES and not _has_marker(output, marker):
+        _check_deadline(deadline, job_id)
+        time.sleep(0.1)
+        polls += 1
+        state = job_state(job_id, env) if polls % 10 == 0 else state
+    while state in ACTIVE_STATES:
+        _check_deadline(deadline, job_id)
+        state = job_state(job_id, env)
+        time.sleep(0.5 if state in ACTIVE_STATES else 0)
+    if state == "CANCELLED":
+        raise Cancelled(f"job {job_id} ({script.name})")
+    if state not in ("COMPLETED", "GONE"):
+        raise RuntimeError(f"job {job_id} ({script.name}) ended {state}; {output}:\n{tail(output)}")
+    return Finished(submitted_at, job_id, output, state)
+
+
+def _has_marker(path: Path, marker: str) -> bool:
+    try:
+        return marker in path.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+def _check_deadline(deadline: float, job_id: str) -> None:
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"job {job_id} still running after the benchmark's timeout")
+
+
+def settle(name: str, env: Mapping[str, str], timeout: float = 120.0) -> None:
+    """Wait until none of our jobs is pending, running or completing: the next one starts clean.
+
+    Not timed. Jobs that others run on the cluster are not waited for: they are the shared
+    machine's noise, which the interleaving spreads over every variant alike.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["squeue", "-h", "-n", name, "-t", "PD,CF,R,CG,S", "-o", "%i"],
+                             env=dict(env), capture_output=True, text=True).stdout.strip()
+        if not out:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"jobs {out.split()} named {name} did not end within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def cancel_all(name: str, env: Mapping[str, str]) -> None:
+    """scancel every job named `name` that is still there: ours only, whatever went wrong."""
+    subprocess.run(["scancel", "--name", name], env=dict(env), capture_output=True, check=False)
+
+
+def interleave(variants: list[str], runs: int, warmup: int,
+               run: Callable[[str], float]) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """`warmup` untimed rounds, then `runs` rounds of every variant, the first variant rotating.
+
+    Load drift on the shared machine then hits every variant alike, so ratios of medians from
+    the same benchmark run stay comparable when the absolute numbers move. Returns the samples
+    and, per variant, how many runs were repeated because someone else cancelled their job.
+    """
+    repeated = {name: 0 for name in variants}
+
+    def attempt(name: str) -> float:
+        for tries in range(RETRIES + 1):
+            try:
+                return run(name)
+            except Cancelled as exc:
+                if tries == RETRIES:
+                    raise
+                repeated[name] += 1
+                print(f"  {name}: {exc} was cancelled, not by us (a test suite's cleanup?); "
+                      "running it again", file=sys.stderr, flush=True)
+        raise AssertionError("unreachable")
+
+    for i in range(warmup):
+        for name in variants:
+            print(f"  warm-up {i + 1}/{warmup}: {name}", file=sys.stderr, flush=True)
+            attempt(name)
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(runs):
+        for name in variants[i % len(variants):] + variants[:i % len(variants)]:
+            value = attempt(name)
+            samples[name].append(value)
+            print(f"  round {i + 1}/{runs}: {name}: {value:.1f}", file=sys.stderr, flush=True)
+    return samples, repeated
+
+
+def summarize(samples: dict[str, list[float]], unit: str) -> dict[str, dict[str, float]]:
+    """Median, min and max per variant (`unit` names the keys: median_ms, min_ms, …)."""
+    return {name: {f"median_{unit}": statistics.median(v), f"min_{unit}": min(v),
+                   f"max_{unit}": max(v), "n": len(v)}
+            for name, v in samples.items()}
+
+
+def write_results(path: Path, doc: Mapping[str, object]) -> None:
+    """One JSON document with the machine's context first; bench/results/ is git-ignored."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": PY,
+            "python_version": platform.python_version(), "cpus": os.cpu_count(),
+            "loadavg_after": os.getloadavg(), **doc}
+    path.write_text(json.dumps(full, indent=2) + "\n")
+    print(f"\nwrote {path.relative_to(REPO)}")
