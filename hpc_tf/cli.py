@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", type=int, default=None, help="job id the ports are derived from (default: show offsets)")
     p.add_argument("--gpus-per-node", type=int, default=None, help="GPUs Slurm makes visible per node (default: from the config)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("env", parents=[common], help="list or prune the cached job environments")
+    p.add_argument("action", choices=["list", "prune"])
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: environments unused for this many days")
+    p.add_argument("--key", action="append", default=[], help="prune: this environment (repeatable)")
+    p.add_argument("--all", action="store_true", help="prune: every environment")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     for name, help_text in (("status", "show a run's status"), ("wait", "wait for a run to end, streaming its output"),
                             ("cancel", "cancel a run")):
         p = sub.add_parser(name, parents=[common], help=help_text)
@@ -73,6 +79,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
     est = TensorFlow.from_yaml(args.config, args.overrides)
     rows = explain_rows(est.spec, est.target(), args.nodelist, args.job_id, args.gpus_per_node)
     print(json.dumps(rows) if args.json else format_rows(est.spec, rows, args.job_id))
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import time
+
+    from .environments import cache_root, list_envs, prune
+
+    root = cache_root(os.environ)
+    if args.action == "list":
+        envs = list_envs(root) if root.is_dir() else []
+        if args.json:
+            print(json.dumps(envs))
+            return 0
+        print(f"environments in {root}:" if envs else f"no environments in {root}")
+        for e in envs:
+            age = (time.time() - e["last_used"]) / 86400
+            packages = " ".join(e["request"]["packages"]) or "(requirements file)"
+            print(f"  {e['key']}  {e['size_bytes'] / 2**20:7.1f} MiB  used {age:5.1f} d ago  {e['tool']:5}  {packages}")
+        return 0
+    if args.older_than is None and not args.key and not args.all:
+        raise UsageError("env prune: say what to remove: --older-than DAYS, --key KEY or --all")
+    removed = prune(root, 0 if args.all else args.older_than, args.key) if root.is_dir() else []
+    print(json.dumps(removed) if args.json else f"removed {len(removed)} environment(s) from {root}: {' '.join(removed)}")
     return 0
 
 
@@ -156,7 +186,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain,
+COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain, "env": cmd_env,
             "status": cmd_status, "wait": cmd_wait, "cancel": cmd_cancel}
 
 

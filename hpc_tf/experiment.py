@@ -96,10 +96,17 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     from .snapshot import DEFAULT_MAX_MB, copy_snapshot, plan_snapshot
 
     spec = sub.spec
-    _check_job_packages(spec)
     runs_dir = Path(runs_dir).absolute()
     max_mb = float(os.environ.get("HPC_TF_SNAPSHOT_MAX_MB", DEFAULT_MAX_MB))
     snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(max_mb * 2**20))
+    python, request, env_root = job_interpreter(spec, os.environ)
+    record = None
+    if request is not None and spec.environment_build == "submit":
+        from .environments import ensure
+
+        record = ensure(env_root, request)
+    if request is None or record is not None:
+        _check_job_packages(spec, python)
     run = RunDir.create(runs_dir, spec.experiment)
     copy_snapshot(snap, run.snapshot)
     (run.snapshot / "outputs").symlink_to(Path("..") / "outputs")
@@ -107,7 +114,10 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
                             "target_options": msgspec.to_builtins(sub.target.options)}
     run.config_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    run.write_json(run.job_json, _plan.job_record(spec, run.run_id, sub.backend, sys.executable))
+    in_job = None if request is None or record is not None else {"root": str(env_root), "request": msgspec.to_builtins(request)}
+    run.write_json(run.job_json, _plan.job_record(spec, run.run_id, sub.backend, python, in_job))
+    if record is not None:
+        run.write_json(run.path / "environment.json", record)
     run.script.write_text(sub.script, encoding="utf-8")
     run.update_status(run_id=run.run_id, experiment=spec.experiment, backend=sub.backend, state="PENDING",
                       job_id=None, exit_code=None, nodes=[], submit_time=utc_now(), start_time=None, end_time=None)
@@ -120,8 +130,47 @@ def submit(sub: Submission, runs_dir: str | Path) -> "Run":
     return Run(run)
 
 
-def _check_job_packages(spec: EstimatorSpec) -> None:
-    """The job runs this interpreter: a missing TensorFlow/Horovod fails here, before anything is queued.
+def job_interpreter(spec: EstimatorSpec, env: Mapping[str, str]) -> tuple[str, Any, Path | None]:
+    """The entry script's interpreter, and the environment to build for it (None: the base itself).
+
+    The environment's interpreter path is known from its key before it is built.
+    """
+    import shutil
+
+    base = spec.python or sys.executable
+    base = shutil.which(base) or base
+    kind = spec.environment_kind
+    if kind is None:
+        return base, None, None
+    from .environments import (EnvRequest, cache_root, conda_missing_message, conda_tool, env_key, env_python,
+                               normalise_requirement)
+
+    if kind == "conda" and conda_tool() is None:
+        raise ConfigError([Problem("conda_packages", conda_missing_message(), spec.conda_packages, True)])
+    files = spec.pip_requirements_file or spec.conda_dependencies_file
+    request = EnvRequest(
+        kind=kind,
+        packages=tuple(normalise_requirement(p) for p in spec.pip_packages) if kind == "pip" else tuple(spec.conda_packages),
+        requirements=Path(files).read_text() if files else "",
+        base_python=os.path.realpath(base), base_version=_python_version(base), inherit=spec.inherit_base_packages,
+        find_links=tuple(spec.pip_find_links), no_index=spec.pip_no_index)
+    root = cache_root(env)
+    return str(env_python(root, env_key(request))), request, root
+
+
+def _python_version(python: str) -> str:
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return sys.version
+    import subprocess
+
+    proc = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConfigError([Problem("python", f"cannot run it: {proc.stderr.strip()[-300:]}", python, True)])
+    return proc.stdout.strip()
+
+
+def _check_job_packages(spec: EstimatorSpec, python: str) -> None:
+    """A missing TensorFlow/Horovod in the job's interpreter fails here, before anything is queued.
 
     Only looks the packages up (importlib.util.find_spec); nothing imports TensorFlow here.
     """
@@ -129,7 +178,7 @@ def _check_job_packages(spec: EstimatorSpec) -> None:
 
     env = {**_plan.default_environment(spec), **_plan.task_environment(spec)}
     try:
-        check_packages({"distributed_backend": spec.distributed_backend}, env)
+        check_packages({"distributed_backend": spec.distributed_backend, "python": python}, env)
     except TaskSetupError as exc:
         raise ConfigError([Problem("distributed_backend", f"the job's Python cannot run it: {exc}", spec.distributed_backend, True)]) from None
 

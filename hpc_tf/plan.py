@@ -29,6 +29,8 @@ class ScriptPlan:
     launch: list[str] = field(default_factory=list)
     ntasks: int = 1
     package_root: str = ""
+    modules: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)
 
 
 def slurm_time(seconds: int) -> str:
@@ -72,7 +74,8 @@ def slurm_plan(spec: EstimatorSpec, target: Target, python: str, package_root: s
         launch = mpirun_argv(spec, python, package_root, as_root)
     else:
         launch = srun_argv(spec, python)
-    return ScriptPlan("slurm", sbatch_directives(spec, target), launch, spec.ntasks, package_root)
+    return ScriptPlan("slurm", sbatch_directives(spec, target), launch, spec.ntasks, package_root,
+                      list(spec.modules), list(spec.setup))
 
 
 def srun_argv(spec: EstimatorSpec, python: str) -> list[str]:
@@ -115,7 +118,7 @@ def local_plan(spec: EstimatorSpec, python: str, package_root: str, as_root: boo
         launch = [python, "-u", "-m", "hpc_tf.backends.local_tasks", ".", str(spec.ntasks)]
     else:
         launch = [python, "-u", "-m", "hpc_tf.runtime", "."]
-    return ScriptPlan("local", [], launch, spec.ntasks, package_root)
+    return ScriptPlan("local", [], launch, spec.ntasks, package_root, list(spec.modules), list(spec.setup))
 
 
 def task_command(spec: EstimatorSpec, python: str) -> list[str]:
@@ -138,11 +141,16 @@ def default_environment(spec: EstimatorSpec) -> dict[str, str]:
     return {"TF_USE_LEGACY_KERAS": "1"} if spec.distributed_backend else {}
 
 
-def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str) -> dict[str, object]:
-    """job.json: everything the in-job runtime needs, so no value passes through the script."""
+def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str,
+               environment: dict[str, object] | None = None) -> dict[str, object]:
+    """job.json: everything the in-job runtime needs, so no value passes through the script.
+
+    `python` is the interpreter of the entry script (the environment's, or the base one);
+    `environment` says how to build the environment inside the job (environment_build: job).
+    """
     return {
-        "run_id": run_id, "experiment": spec.experiment, "backend": backend,
-        "command": task_command(spec, python), "env": task_environment(spec), "default_env": default_environment(spec),
+        "run_id": run_id, "experiment": spec.experiment, "backend": backend, "python": python,
+        "environment": environment, "command": task_command(spec, python), "env": task_environment(spec), "default_env": default_environment(spec),
         "ntasks": spec.ntasks, "distributed_backend": spec.distributed_backend,
         "parameter_server_count": spec.parameter_server_count if spec.distributed_backend == "ps" else 0,
         "ps_mode": spec.ps_mode, "evaluator": spec.evaluator, "use_gpu": spec.use_gpu, "max_run_duration_seconds": spec.max_run_duration_seconds,

@@ -89,7 +89,8 @@ def _environment(site_dir: str | None, cache_dir: str | None):  # -> jinja2.Envi
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(sh=sh_quote, shjoin=sh_join, sbatch_directive=sbatch_directive)
+    # `verbatim` marks the one deliberate exception to quoting: the config's `setup` lines are shell.
+    env.filters.update(sh=sh_quote, shjoin=sh_join, sbatch_directive=sbatch_directive, verbatim=str)
     return env
 
 
@@ -103,4 +104,6 @@ def render_script(plan: ScriptPlan, site_dir: str | None = None, cache_dir: str 
         launch=plan.launch,
         ntasks=plan.ntasks,
         package_root=plan.package_root,
+        modules=plan.modules,
+        setup=plan.setup,
     )

@@ -123,10 +123,21 @@ def task_environment(job: Mapping[str, Any], slots: list[Slot], slot: Slot, env:
     return out
 
 
-def check_packages(job: Mapping[str, Any], env: Mapping[str, str]) -> None:
-    """A distributed job without TensorFlow (or Horovod for 'mpi') fails here, saying how to install it."""
+def missing_modules(python: str, names: list[str]) -> list[str]:
+    """Which of `names` the interpreter `python` cannot import (looked up, never imported)."""
     import importlib.util
 
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return [name for name in names if importlib.util.find_spec(name) is None]
+    code = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    proc = subprocess.run([python, "-c", code, *names], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TaskSetupError(f"cannot run the job's Python {python}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout.split()
+
+
+def check_packages(job: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """A distributed job without TensorFlow (or Horovod for 'mpi') fails here, saying how to install it."""
     backend = job.get("distributed_backend")
     if backend is None:
         return
@@ -135,9 +146,11 @@ def check_packages(job: Mapping[str, Any], env: Mapping[str, str]) -> None:
         needed.append(("tf_keras", "pip install --no-deps tf-keras==2.18.0  (or set TF_USE_LEGACY_KERAS: '0' in environment_variables)"))
     if backend == "mpi":
         needed.append(("horovod", "scripts/install-horovod.sh  (builds Horovod 0.28.1 against the installed TensorFlow once, then caches the wheel)"))
-    missing = [f"{name} (install: {how})" for name, how in needed if importlib.util.find_spec(name) is None]
+    python = job.get("python") or sys.executable
+    absent = set(missing_modules(python, [name for name, _ in needed]))
+    missing = [f"{name} (install: {how})" for name, how in needed if name in absent]
     if missing:
-        raise TaskSetupError(f"missing in {sys.executable}: " + "; ".join(missing))
+        raise TaskSetupError(f"missing in {python}: " + "; ".join(missing))
 
 
 def child_environment(env: Mapping[str, str], job: Mapping[str, Any], run: RunDir, rank: int) -> dict[str, str]:
@@ -162,8 +175,10 @@ def managed_server(job: Mapping[str, Any], slot: Slot) -> bool:
 
 
 def task_command(job: Mapping[str, Any], slot: Slot) -> list[str]:
+    """The job's interpreter runs either the entry script or hpc_tf's TensorFlow server (a plain script
+    file, so an environment without hpc_tf in it can run it)."""
     if managed_server(job, slot):
-        return [sys.executable, "-u", "-m", "hpc_tf.tfserver"]
+        return [job.get("python") or sys.executable, "-u", str(Path(__file__).with_name("tfserver.py"))]
     return list(job["command"])
 
 
@@ -175,6 +190,8 @@ def run_task(run_dir: str | Path) -> int:
     if ctx.rank == 0:
         run.update_status(state="RUNNING", start_time=utc_now(), nodes=ctx.job_nodes)
     try:
+        if job.get("environment"):
+            _environment_in_job(run, job, ctx)
         slots = job_slots(job, ctx)
         slot = my_slot(job, ctx, slots)
         env = child_environment(os.environ, job, run, ctx.rank)
@@ -278,6 +295,21 @@ def _first_failure(run: RunDir, slot: Slot, ctx: TaskContext, code: int, note: s
             status = run.read_status()
             status["first_failure"] = failure
             run.write_json(run.status_json, status)
+
+
+def _environment_in_job(run: RunDir, job: Mapping[str, Any], ctx: TaskContext) -> None:
+    """environment_build: job — every task asks for the environment; the first builds it under the
+    cache's lock, the others wait for it and reuse it."""
+    from .environments import EnvRequest, EnvironmentError_, ensure
+    import msgspec
+
+    spec = job["environment"]
+    try:
+        record = ensure(Path(spec["root"]), msgspec.convert(spec["request"], EnvRequest))
+    except EnvironmentError_ as exc:
+        raise TaskSetupError(str(exc)) from None
+    if ctx.rank == 0:
+        run.write_json(run.path / "environment.json", record)
 
 
 def _setup_failed(run: RunDir, ctx: TaskContext, message: str) -> int:

@@ -7,6 +7,7 @@ This is the only module that knows the config's shape. It returns a fully valida
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping, Sequence, TypeVar, Union
 
@@ -58,6 +59,16 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     compute_target: Union[str, dict[str, Any], None] = None
     conda_packages: list[str] = []
     pip_packages: list[str] = []
+    pip_requirements_file: str | None = None
+    conda_dependencies_file: str | None = None
+    # hpc_tf's own environment keys (see README "Environments")
+    modules: list[str] = []
+    setup: list[str] = []
+    python: str | None = None
+    inherit_base_packages: bool = False
+    environment_build: Literal["submit", "job"] = "submit"
+    pip_find_links: list[str] = []
+    pip_no_index: bool = False
     use_gpu: bool = False
     node_count: Annotated[int, Meta(ge=1, le=4096)] = 1
     process_count_per_node: Annotated[int, Meta(ge=1, le=256)] = 1
@@ -79,6 +90,15 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
         if self.distributed_backend == "ps":
             return 1 + self.parameter_server_count + self.worker_count + int(self.evaluator)
         return self.node_count * self.process_count_per_node
+
+    @property
+    def environment_kind(self) -> str | None:
+        """'pip' or 'conda' when the job asks for packages, None when it runs the base interpreter."""
+        if self.conda_packages or self.conda_dependencies_file:
+            return "conda"
+        if self.pip_packages or self.pip_requirements_file:
+            return "pip"
+        return None
 
     @property
     def roles_text(self) -> str:
@@ -136,6 +156,10 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "script_params": _check_entries("a string, number, boolean, null (a bare flag) or a list of strings/numbers",
                                         (str, int, float, bool), True, True),
         "environment_variables": _env_names,
+        "pip_packages": lambda v: _each(v, _pep508),
+        "modules": lambda v: _each(v, lambda m: None if MODULE_RE.match(m) else "expected a module name such as 'cuda/12.2' (letters, digits, '.', '_', '+', '-', '/')"),
+        "setup": lambda v: _each(v, lambda line: None if line.strip() else "an empty setup line"),
+        "conda_packages": lambda v: _each(v, lambda p: None if CONDA_SPEC_RE.match(p) else "expected a conda package spec such as 'numpy' or 'numpy>=1.26'"),
         "mpi_plugin": _pattern(re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"),
         "compute_target": lambda v: None if not isinstance(v, str) or NAME_RE.match(v) else (
             "", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
@@ -147,6 +171,28 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "additional_parameters": _sbatch_options,
     },
 }
+
+MODULE_RE = re.compile(r"^[A-Za-z0-9._+/-]+$")
+CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
+
+
+def _each(items: list[str], check: Callable[[str], str | None]) -> tuple[str, str] | None:
+    for i, item in enumerate(items):
+        message = check(item)
+        if message:
+            return f"[{i}]", message
+    return None
+
+
+def _pep508(text: str) -> str | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        return f"not a valid pip requirement (PEP 508): {exc}"
+    return None
+
 
 S = TypeVar("S", EstimatorSpec, SlurmOptions)
 _TYPE_WORDS = {"int": "an integer", "str": "a string", "bool": "true or false", "float": "a number",
@@ -175,8 +221,10 @@ def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: s
         bad = CHECKS.get(cls, {}).get(key, lambda _: None)(values[key])
         if bad:
             sub, message = bad
-            problems.append(Problem(f"{dotted}.{sub}" if sub else dotted, message,
-                                    value.get(sub) if sub and isinstance(value, dict) else value, True, source))
+            shown = value.get(sub) if sub and isinstance(value, dict) else (
+                value[int(sub[1:-1])] if sub.startswith("[") and isinstance(value, list) else value)
+            key_text = dotted + (sub if sub.startswith("[") else f".{sub}") if sub else dotted
+            problems.append(Problem(key_text, message, shown, True, source))
     for name, field in fields.items():
         if field.required and name not in data:
             problems.append(Problem(f"{prefix}.{name}" if prefix else name, "is required", source=source))
@@ -188,6 +236,8 @@ def _message(key: str, text: str) -> str:
         return "unknown distributed backend; valid values: null, " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS)
     if key == "launcher":
         return "unknown launcher; valid values: 'srun', 'mpirun'"
+    if key == "environment_build":
+        return "valid values: 'submit' (build before queueing, the default), 'job' (build inside the job)"
     if key == "ps_mode":
         return "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), 'script' (your script runs on every task)"
     text = re.sub(r" - at `\$[^`]*`$", "", text)
@@ -295,12 +345,14 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
     if isinstance(data.get("compute_target"), dict):
         problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
     if spec is not None:
-        problems += _not_supported_yet(spec, source) + _check_layout(spec, data, source)
+        problems += _check_environment(spec, data, Path(base_dir), source) + _check_layout(spec, data, source)
 
     if problems:
         raise ConfigError(_dedupe(problems))
     assert spec is not None and source_dir is not None
-    return msgspec.structs.replace(spec, source_directory=str(source_dir))
+    paths = {key: str(resolve_path(getattr(spec, key), Path(base_dir))) for key in ("pip_requirements_file", "conda_dependencies_file")
+             if getattr(spec, key)}
+    return msgspec.structs.replace(spec, source_directory=str(source_dir), **paths)
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
@@ -394,13 +446,31 @@ def check_gpus(spec: EstimatorSpec, target_gpus: int | None, source: str | None)
     return []
 
 
-def _not_supported_yet(spec: EstimatorSpec, source: str | None) -> list[Problem]:
-    """Features that later releases add are refused clearly, never silently ignored."""
+def _check_environment(spec: EstimatorSpec, given: Mapping[str, Any], base_dir: Path, source: str | None) -> list[Problem]:
+    """Environment keys: one kind of package manager per job, files that exist, a base interpreter."""
     problems = []
-    for key in ("conda_packages", "pip_packages"):
-        if getattr(spec, key):
-            problems.append(Problem(key, "installing packages is not supported yet; install them in the Python environment you submit from (it is the one the job uses)", getattr(spec, key), True, source))
+    pip = spec.pip_packages or spec.pip_requirements_file
+    conda = spec.conda_packages or spec.conda_dependencies_file
+    if pip and conda:
+        problems.append(Problem("pip_packages + conda_packages", "use one package manager per job: put pip packages in conda_dependencies_file's `pip:` section, or use only pip", None, False, source))
+    for key in ("pip_requirements_file", "conda_dependencies_file"):
+        value = getattr(spec, key)
+        if value and not resolve_path(value, base_dir).is_file():
+            problems.append(Problem(key, f"file not found: {resolve_path(value, base_dir)}", value, True, source))
+    if spec.python and not (shutil.which(spec.python) or resolve_path(spec.python, base_dir).is_file()):
+        problems.append(Problem("python", "interpreter not found (a path, or a command on PATH)", spec.python, True, source))
+    for key in ("inherit_base_packages", "pip_find_links", "pip_no_index", "environment_build"):
+        if key in given and not (pip or conda):
+            problems.append(Problem(key, "only used with pip_packages, pip_requirements_file, conda_packages or conda_dependencies_file", getattr(spec, key), True, source))
+    if spec.pip_no_index and not spec.pip_find_links:
+        problems.append(Problem("pip_no_index", "with no index, pip needs a wheelhouse: set pip_find_links", True, True, source))
     return problems
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    """A path from the config: absolute, or relative to the config file's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 scripts/dev-cluster.sh install
+# Lmod, for the `modules` tests
+command -v lmod >/dev/null 2>&1 || [ -f /etc/profile.d/lmod.sh ] || {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends lmod >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends lmod >/dev/null; }
+}
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 # tf-keras without its dependencies: with them it would pull the full `tensorflow` over tensorflow-cpu
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps 'tf-keras==2.18.0'
