@@ -41,8 +41,10 @@ if ! ls "$dir"/horovod-"$HVD"-*.whl >/dev/null 2>&1; then
   }
   "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore wheel setuptools packaging
   mkdir -p "$dir.tmp"
-  env "${build_env[@]}" "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-    "horovod==$HVD" -w "$dir.tmp"
+  # --no-cache-dir: pip's wheel cache is keyed by the sdist only, so it would hand back a Horovod
+  # built against another TensorFlow
+  env "${build_env[@]}" "$PY" -m pip wheel --quiet --disable-pip-version-check --no-cache-dir --no-deps \
+    --no-build-isolation "horovod==$HVD" -w "$dir.tmp"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"   # a half-built cache entry is never used
 fi
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --force-reinstall "$dir"/horovod-"$HVD"-*.whl

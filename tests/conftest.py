@@ -41,18 +41,15 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def slurm(slurm_cluster: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Per test: the cluster, and no job of this test left behind."""
-    before = set(_squeue_ids())
+def slurm(slurm_cluster: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Per test: the cluster, and no job of this test left behind (only this test's: its work
+    directory is under the test's tmp_path, so other users of the cluster are left alone)."""
     yield slurm_cluster
-    leftover = [j for j in _squeue_ids() if j not in before]
+    proc = subprocess.run(["squeue", "-h", "-o", "%A %Z"], capture_output=True, text=True)
+    leftover = [line.split()[0] for line in proc.stdout.splitlines()
+                if len(line.split()) == 2 and line.split()[1].startswith(str(tmp_path))]
     if leftover:
         subprocess.run(["scancel", *leftover], capture_output=True)
-
-
-def _squeue_ids() -> list[str]:
-    proc = subprocess.run(["squeue", "-h", "-o", "%A"], capture_output=True, text=True)
-    return proc.stdout.split()
 
 
 @pytest.fixture
