@@ -45,7 +45,8 @@ def outputs(run_dir: Path, pattern: str) -> list[dict]:
 def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launcher: str, nodes: int, per_node: int) -> None:
     src = project(tmp_path, "horovod")
     config = write_config(tmp_path / "hvd.yaml", experiment="hvd", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="mpi", launcher=launcher, node_count=nodes, process_count_per_node=per_node)
+                          distributed_backend="mpi", launcher=launcher, node_count=nodes, process_count_per_node=per_node,
+                          environment_variables={"HOROVOD_FUSION_THRESHOLD": 33554432})
     proc, run_dir = run(config, "slurm", tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr
     size = nodes * per_node
@@ -57,6 +58,7 @@ def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launc
         assert r["host"] == f"n{r['rank'] // per_node + 1}"   # Slurm's block layout
         assert r["allreduce"] == r["mpi_allreduce"] == size * (size + 1) / 2
         assert (r["mpi_rank"], r["mpi_size"]) == (r["rank"], size)
+        assert r["fusion_threshold"] == "33554432"  # Horovod knobs reach every rank
         assert math.isfinite(r["loss"])
         assert f"rank {r['rank']}/{size} done" in (run_dir / "logs" / f"rank-{r['rank']}.out").read_text() or r["rank"] != 0
         assert (run_dir / "logs" / f"rank-{r['rank']}.err").exists()

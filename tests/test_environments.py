@@ -147,6 +147,18 @@ def test_offline_wheelhouse_with_pip(tmp_path: Path, env_cache: Path) -> None:
     assert json.loads(hpc("env", "list", "--json").stdout) == []
 
 
+def test_requirements_file_content_is_part_of_the_key(tmp_path: Path, env_cache: Path) -> None:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("# pinned\nsix==1.16.0\n")
+    cfg = config(tmp_path, pip_requirements_file="requirements.txt")
+    first = submitted(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    assert json.loads((first / "outputs" / "env.json").read_text())["found"]["six"] is True
+    reqs.write_text("six==1.16.0\ntomli==2.0.1\n")
+    second = submitted(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    keys = [json.loads((d / "environment.json").read_text())["key"] for d in (first, second)]
+    assert keys[0] != keys[1] and "tomli==2.0.1" in json.loads((second / "environment.json").read_text())["freeze"]
+
+
 def test_conda_packages_without_conda_is_a_clear_error(tmp_path: Path, env_cache: Path) -> None:
     """No conda channel is reachable from these machines: only the detection and the error are real here."""
     cfg = config(tmp_path, conda_packages=["numpy"])

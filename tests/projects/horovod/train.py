@@ -19,5 +19,6 @@ with open(f"outputs/hvd-{hvd.rank()}.json", "w") as f:
     json.dump({"rank": hvd.rank(), "size": hvd.size(), "local_rank": hvd.local_rank(), "local_size": hvd.local_size(),
                "allreduce": float(total), "mpi_rank": mpi_rank, "mpi_size": mpi_size, "mpi_allreduce": mpi_sum, "loss": float(hist.history["loss"][-1]), "host": socket.gethostname(),
                "slurm_procid": os.environ.get("SLURM_PROCID"), "slurm_localid": os.environ.get("SLURM_LOCALID"),
-               "ompi_rank": os.environ.get("OMPI_COMM_WORLD_RANK")}, f)
+               "ompi_rank": os.environ.get("OMPI_COMM_WORLD_RANK"),
+               "fusion_threshold": os.environ.get("HOROVOD_FUSION_THRESHOLD")}, f)
 print(f"rank {hvd.rank()}/{hvd.size()} done, loss {hist.history['loss'][-1]:.4f}", flush=True)
