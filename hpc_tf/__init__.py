@@ -12,12 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["TensorFlow", "Experiment", "Run", "__version__"]
+__all__ = ["TensorFlow", "Experiment", "Run", "log", "__version__"]
+
+
+def log(name: str, value: Any, step: int | None = None) -> None:
+    """Record a metric of the current run (inside an hpc_tf job); see hpc_tf.metrics."""
+    from .metrics import log as _log
+
+    _log(name, value, step)
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("TensorFlow", "Experiment", "Run"):
+    if name in ("TensorFlow", "Experiment"):
         from . import experiment
 
         return getattr(experiment, name)
+    if name == "Run":
+        from .runs import Run
+
+        return Run
     raise AttributeError(f"module 'hpc_tf' has no attribute {name!r}")

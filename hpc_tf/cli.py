@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import HpcTfError, JobFailedError, RunError, UsageError
+from .errors import HpcTfError, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,12 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key", action="append", default=[], help="prune: this environment (repeatable)")
     p.add_argument("--all", action="store_true", help="prune: every environment")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    for name, help_text in (("status", "show a run's status"), ("wait", "wait for a run to end, streaming its output"),
-                            ("cancel", "cancel a run")):
-        p = sub.add_parser(name, parents=[common], help=help_text)
-        p.add_argument("run", help="run directory or run id")
-        p.add_argument("--runs-dir", help="where to look for a run id")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+    from .cli_runs import add_commands
+
+    add_commands(sub, common)
     return parser
 
 
@@ -128,72 +125,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"submitted run {run.run_id} (job {info['job_id']}, {sub.backend}): {run.run_dir}")
     if not args.wait:
         return 0
-    return _wait(run, info if args.json else None)
+    from .cli_runs import wait_and_report
+
+    return wait_and_report(run, info if args.json else None, show_output=True)
 
 
-def _wait(run, json_info: dict | None) -> int:
-    out = sys.stderr if json_info is not None else sys.stdout
-    try:
-        status = run.wait_for_completion(show_output=True, raise_on_error=False, out=out, err=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"\nhpc_tf: stopped waiting; the job goes on (python -m hpc_tf wait {run.run_dir})", file=sys.stderr)
-        return 130
-    code = 0 if status.get("state") == "COMPLETED" else (status.get("exit_code") or 1)
-    if json_info is not None:
-        print(json.dumps({**json_info, "state": status.get("state"), "exit_code": status.get("exit_code")}))
-    if status.get("state") != "COMPLETED":
-        print(f"hpc_tf: {JobFailedError(str(run.run_dir), status.get('state', 'UNKNOWN'), status.get('exit_code'), run.stderr_tail())}",
-              file=sys.stderr)
-    else:
-        print(f"hpc_tf: run {run.run_id} COMPLETED", file=sys.stderr)
-    return code
+def _commands() -> dict:
+    from .cli_runs import COMMANDS as RUN_COMMANDS
 
-
-def _find_run(text: str, runs_dir: str | None):
-    from .experiment import Run, runs_dir_from
-
-    path = Path(text)
-    if (path / "status.json").is_file():
-        return Run(path)
-    root = runs_dir_from(runs_dir, os.environ)
-    matches = sorted(root.glob(f"*/{text}*/status.json")) if root.is_dir() and "/" not in text else []
-    if len(matches) == 1:
-        return Run(matches[0].parent)
-    if len(matches) > 1:
-        raise UsageError(f"run {text!r} is ambiguous in {root}: " + ", ".join(m.parent.name for m in matches[:5]))
-    raise RunError(f"no run {text!r} (neither a run directory nor a run id under {root})")
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    status = _find_run(args.run, args.runs_dir).status()
-    if args.json:
-        print(json.dumps(status))
-    else:
-        for key in ("run_id", "state", "exit_code", "job_id", "backend", "nodes", "submit_time", "start_time", "end_time"):
-            print(f"{key:12} {status.get(key)}")
-    return 0
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    run = _find_run(args.run, args.runs_dir)
-    return _wait(run, {"run_id": run.run_id, "run_dir": str(run.run_dir)} if args.json else None)
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    run = _find_run(args.run, args.runs_dir)
-    run.cancel()
-    print(f"hpc_tf: cancellation requested for run {run.run_id}", file=sys.stderr)
-    return 0
-
-
-COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain, "env": cmd_env,
-            "status": cmd_status, "wait": cmd_wait, "cancel": cmd_cancel}
+    return {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain,
+            "env": cmd_env, **RUN_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _commands()[args.command](args)
     except HpcTfError as exc:
         if args.debug:
             raise

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import msgspec
 
 from . import plan as _plan
-from .errors import ConfigError, JobFailedError, Problem, RunError
+from .errors import ConfigError, Problem
+from .runs import Run
 from .spec import EstimatorSpec, load_spec, validate
 from .targets import Target, resolve_target, search_path
 
@@ -197,118 +197,3 @@ class Experiment:
     def submit(self, estimator: TensorFlow, backend: str = "auto") -> "Run":
         spec = msgspec.structs.replace(estimator.spec, experiment=self.name)
         return submit(prepare(spec, backend), self.runs_dir)
-
-
-class Run:
-    """One submitted job, found through its run directory; safe to use from any process."""
-
-    def __init__(self, run_dir: Any) -> None:
-        from .rundir import RunDir
-
-        self.dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        if not self.dir.exists():
-            raise RunError(f"not a run directory (no status.json): {self.dir.path}")
-
-    @property
-    def run_id(self) -> str:
-        return self.dir.run_id
-
-    @property
-    def run_dir(self) -> Path:
-        return self.dir.path
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.dir.path)!r})"
-
-    def status(self) -> dict[str, Any]:
-        """status.json, reconciled with the scheduler until the state is final."""
-        status = self.dir.read_status()
-        if status.get("final") or not status.get("job_id"):
-            return status
-        from .backends import get_backend
-
-        seen = get_backend(status["backend"]).states([status["job_id"]]).get(status["job_id"])
-        return self._reconcile(status, seen)
-
-    def _reconcile(self, status: dict[str, Any], seen: Any) -> dict[str, Any]:
-        """The scheduler's terminal state is the truth; the runtime's record adds the exit code."""
-        from .rundir import TERMINAL_STATES, utc_now
-
-        if seen is None:
-            return status
-        if seen.state in TERMINAL_STATES:
-            exit_code = status.get("exit_code")
-            if exit_code is None or (seen.state == "COMPLETED") != (exit_code == 0):
-                exit_code = seen.exit_code if seen.exit_code is not None else exit_code
-            return self.dir.update_status(state=seen.state, exit_code=exit_code, final=True,
-                                          end_time=status.get("end_time") or utc_now())
-        if seen.state != status.get("state") and status.get("state") in (None, "PENDING"):
-            return self.dir.update_status(state=seen.state)
-        return status
-
-    def cancel(self) -> None:
-        from .backends import get_backend
-
-        status = self.dir.read_status()
-        if status.get("job_id") and not status.get("final"):
-            get_backend(status["backend"]).cancel(status["job_id"])
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        """The end of the most telling error log: the first failed task's, rank 0's, then the launchers'."""
-        status = self.dir.read_status()
-        first = (status.get("first_failure") or {}).get("rank")
-        candidates = ([self.dir.rank_err(first)] if first is not None else []) + [
-            self.dir.rank_err(0), self.dir.logs / "launcher-0.log", *sorted(self.dir.logs.glob("slurm-*.out")),
-            self.dir.logs / "local-job.out"]
-        for path in candidates:
-            if path.is_file() and path.stat().st_size:
-                return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
-                            out: IO[str] | None = None, err: IO[str] | None = None,
-                            timeout: float | None = None) -> dict[str, Any]:
-        """Wait for the final state, streaming rank 0's stdout/stderr when show_output is true."""
-        follower = _Follower([(self.dir.rank_out(0), out or sys.stdout), (self.dir.rank_err(0), err or sys.stderr)])
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval, next_query = 0.5, 0.0
-        while True:
-            if show_output:
-                follower.pump()
-            status = self.dir.read_status()
-            if not status.get("final") and time.monotonic() >= next_query:
-                status = self.status()
-                # The runtime has written its end: ask the scheduler promptly; otherwise back off.
-                interval = 0.5 if status.get("end_time") else min(interval * 1.5, 5.0)
-                next_query = time.monotonic() + interval
-            if status.get("final"):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise RunError(f"run {self.run_id} not finished after {timeout} s (state {status.get('state')})")
-            time.sleep(0.2)
-        if show_output:
-            follower.pump()
-        if raise_on_error and status.get("state") != "COMPLETED":
-            raise JobFailedError(str(self.dir.path), status.get("state", "UNKNOWN"), status.get("exit_code"), self.stderr_tail())
-        return status
-
-
-class _Follower:
-    """Copies what files gain to streams, from where it last stopped (like `tail -f` for several files)."""
-
-    def __init__(self, pairs: list[tuple[Path, IO[str]]]) -> None:
-        self.pairs = pairs
-        self.offsets = {path: 0 for path, _ in pairs}
-
-    def pump(self) -> None:
-        for path, stream in self.pairs:
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(self.offsets[path])
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
-            if data:
-                self.offsets[path] += len(data)
-                stream.write(data.decode("utf-8", errors="replace"))
-                stream.flush()

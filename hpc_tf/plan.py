@@ -150,7 +150,7 @@ def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str,
     """
     return {
         "run_id": run_id, "experiment": spec.experiment, "backend": backend, "python": python,
-        "environment": environment, "command": task_command(spec, python), "env": task_environment(spec), "default_env": default_environment(spec),
+        "environment": environment, "command": task_command(spec, python), "metric_patterns": spec.metric_patterns, "env": task_environment(spec), "default_env": default_environment(spec),
         "ntasks": spec.ntasks, "distributed_backend": spec.distributed_backend,
         "parameter_server_count": spec.parameter_server_count if spec.distributed_backend == "ps" else 0,
         "ps_mode": spec.ps_mode, "evaluator": spec.evaluator, "use_gpu": spec.use_gpu, "max_run_duration_seconds": spec.max_run_duration_seconds,

@@ -158,9 +158,35 @@ def child_environment(env: Mapping[str, str], job: Mapping[str, Any], run: RunDi
     out = dict(env)
     out.update(job.get("default_env", {}))
     out.update(job.get("env", {}))
-    out.update(HPC_TF_RUN_DIR=str(run.path), HPC_TF_RUN_ID=run.run_id, HPC_TF_OUTPUTS_DIR=str(run.outputs),
-               HPC_TF_RANK=str(rank), PYTHONUNBUFFERED="1")
+    out.update(HPC_TF_RUN_DIR=str(run.path), HPC_TF_RUN_ID=run.run_id, HPC_TF_OUTPUTS_DIR=str(outputs_dir(run, rank)),
+               HPC_TF_RANK=str(rank), HPC_TF_TENSORBOARD_DIR=str(run.path / "tensorboard"), PYTHONUNBUFFERED="1")
     return out
+
+
+def outputs_dir(run: RunDir, rank: int) -> Path:
+    """Where a rank's ./outputs lands: rank 0's at the top of outputs/, rank N's in outputs/rank-N/."""
+    return run.outputs if rank == 0 else run.outputs / f"rank-{rank}"
+
+
+def working_dir(run: RunDir, rank: int) -> Path:
+    """Rank 0 runs in the snapshot (its ./outputs links to the run's outputs/). Other ranks run in
+    `work/rank-N/`: links to every entry of the snapshot, and an ./outputs of their own, so ranks
+    that write the same file names don't overwrite each other's."""
+    if rank == 0:
+        return run.snapshot
+    work = run.path / "work" / f"rank-{rank}"
+    if not work.is_dir():
+        tmp = work.with_name(f".rank-{rank}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for entry in run.snapshot.iterdir():
+            if entry.name != "outputs" and not (tmp / entry.name).exists():
+                (tmp / entry.name).symlink_to(entry)
+        outputs = outputs_dir(run, rank)
+        outputs.mkdir(parents=True, exist_ok=True)
+        if not (tmp / "outputs").exists():
+            (tmp / "outputs").symlink_to(outputs)
+        os.replace(tmp, work)
+    return work
 
 
 def shell_exit_code(returncode: int) -> int:
@@ -231,7 +257,8 @@ def _supervise(run: RunDir, slot: Slot, command: list[str], env: dict[str, str],
     lead_exit = run.path / "tasks" / "lead-exit"
     with open(run.rank_out(slot.rank), "ab") as out, open(run.rank_err(slot.rank), "ab") as err:
         try:
-            proc = subprocess.Popen(command, cwd=run.snapshot, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+            proc = subprocess.Popen(command, cwd=working_dir(run, slot.rank), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, env=env)
         except OSError as exc:
             err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())
             return 127, False, received
@@ -335,7 +362,7 @@ def _exec(run: RunDir, rank: int, command: list[str], env: dict[str, str]) -> No
     sys.stderr.flush()
     os.dup2(out, 1)
     os.dup2(err, 2)
-    os.chdir(run.snapshot)
+    os.chdir(working_dir(run, rank))
     os.execve(command[0], command, env)
 
 

@@ -69,6 +69,8 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     environment_build: Literal["submit", "job"] = "submit"
     pip_find_links: list[str] = []
     pip_no_index: bool = False
+    # metrics scraped from rank 0's stdout: name → regular expression with one group (the value)
+    metric_patterns: dict[str, str] = {}
     use_gpu: bool = False
     node_count: Annotated[int, Meta(ge=1, le=4096)] = 1
     process_count_per_node: Annotated[int, Meta(ge=1, le=256)] = 1
@@ -134,6 +136,17 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, st
     return lambda value: None if value is None or regex.match(str(value)) else ("", f"expected {what}")
 
 
+def _regexes(value: Mapping[str, str]) -> tuple[str, str] | None:
+    for name, pattern in value.items():
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:
+            return name, f"not a valid regular expression: {exc}"
+        if groups != 1:
+            return name, f"needs exactly one group (the value), has {groups}"
+    return None
+
+
 def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
     for name in value:
         if not ENV_NAME_RE.match(name):
@@ -160,6 +173,7 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "modules": lambda v: _each(v, lambda m: None if MODULE_RE.match(m) else "expected a module name such as 'cuda/12.2' (letters, digits, '.', '_', '+', '-', '/')"),
         "setup": lambda v: _each(v, lambda line: None if line.strip() else "an empty setup line"),
         "conda_packages": lambda v: _each(v, lambda p: None if CONDA_SPEC_RE.match(p) else "expected a conda package spec such as 'numpy' or 'numpy>=1.26'"),
+        "metric_patterns": _regexes,
         "mpi_plugin": _pattern(re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"),
         "compute_target": lambda v: None if not isinstance(v, str) or NAME_RE.match(v) else (
             "", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),

@@ -10,7 +10,9 @@
 # Clients use:  eval "$(scripts/dev-cluster.sh env)"   (exports SLURM_CONF and Open MPI's root vars)
 #
 # Knobs: HPC_TF_CLUSTER_DIR (/var/tmp/hpc_tf-cluster), HPC_TF_CLUSTER_NODES (4),
-# HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817).
+# HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817),
+# HPC_TF_CLUSTER_ACCOUNTING (0; 1 = real accounting: MariaDB on 127.0.0.1 + slurmdbd, so `sacct`
+# answers from a database; +~35 s of packages once, +2-3 s per start).
 # Must run as root (daemons run as root, SlurmUser=root). No systemd or cgroups needed.
 set -euo pipefail
 
@@ -20,6 +22,8 @@ CPUS=${HPC_TF_CLUSTER_CPUS:-2}
 GPUS=${HPC_TF_CLUSTER_GPUS:-2}
 PORT=${HPC_TF_CLUSTER_PORT:-16817}
 TIMEOUT=${HPC_TF_CLUSTER_TIMEOUT:-60}
+ACCOUNTING=${HPC_TF_CLUSTER_ACCOUNTING:-0}
+DB_PORT=$((PORT + 90)); DBD_PORT=$((PORT + 91))
 export SLURM_CONF=$DIR/etc/slurm.conf
 
 log() { printf '[dev-cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -38,6 +42,10 @@ install_packages() {
   command -v mpirun >/dev/null || pkgs+=(openmpi-bin)
   dpkg -s libopenmpi-dev >/dev/null 2>&1 || pkgs+=(libopenmpi-dev)   # brings libpmix for srun --mpi=pmix
   command -v unshare >/dev/null || pkgs+=(util-linux)
+  if [ "$ACCOUNTING" = 1 ]; then
+    command -v slurmdbd >/dev/null || pkgs+=(slurmdbd)
+    command -v mariadbd >/dev/null || pkgs+=(mariadb-server)
+  fi
   [ ${#pkgs[@]} -eq 0 ] && return 0
   log "installing ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -50,6 +58,8 @@ is_up() {
   [ -f "$SLURM_CONF" ] || return 1
   alive "$(pid_in "$DIR/munge/munged.pid")" || return 1
   alive "$(pid_in "$DIR/run/slurmctld.pid")" || return 1
+  if [ "$ACCOUNTING" = 1 ]; then alive "$(pid_in "$DIR/run/slurmdbd.pid")" || return 1; fi
+  if [ "$ACCOUNTING" != 1 ] && alive "$(pid_in "$DIR/run/slurmdbd.pid")"; then return 1; fi
   local n; for n in $(cat "$DIR/run/nodes" 2>/dev/null || echo none); do
     alive "$(pid_in "$DIR/run/slurmd-$n.pid")" || return 1
   done
@@ -69,6 +79,18 @@ write_config() {
     done
     gres_node=" Gres=gpu:$GPUS"; gres_types="GresTypes=gpu"
     printf 'AutoDetect=off\nNodeName=%s Name=gpu File=%s/dev/gpu[0-%d]\n' "$(nodelist)" "$DIR" $((GPUS - 1)) > "$DIR/etc/gres.conf"
+  fi
+  local acct
+  if [ "$ACCOUNTING" = 1 ]; then
+    acct="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT
+# slurmdbd connections take the munge socket from AccountingStoragePass, not AuthInfo
+AccountingStoragePass=$DIR/munge/munge.sock
+JobAcctGatherType=jobacct_gather/linux"
+  else
+    acct="AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none"
   fi
   cat > "$SLURM_CONF" <<EOF
 # Written by hpc_tf's scripts/dev-cluster.sh: $NODES fake nodes on one machine.
@@ -91,8 +113,7 @@ TmpFS=$DIR/tmp/%n
 MailProg=/bin/true
 ProctrackType=proctrack/pgid
 TaskPlugin=task/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$acct
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.log
 MinJobAge=3600
@@ -140,6 +161,33 @@ sys.exit(rc if rc >= 0 else 128 - rc)
 EOF
 }
 
+start_accounting() {
+  # MariaDB on its own datadir, TCP on 127.0.0.1 only; a fresh accounting database every start
+  mkdir -p "$DIR/mysql"
+  if [ ! -d "$DIR/mysql/data/mysql" ]; then
+    mariadb-install-db --no-defaults --datadir="$DIR/mysql/data" --user=root --auth-root-authentication-method=normal \
+      --skip-test-db > "$DIR/log/mariadb-install.log" 2>&1 || die "mariadb-install-db failed: $DIR/log/mariadb-install.log"
+  fi
+  mariadbd --no-defaults --datadir="$DIR/mysql/data" --user=root --bind-address=127.0.0.1 --port="$DB_PORT" \
+    --socket="$DIR/mysql/mysqld.sock" --pid-file="$DIR/mysql/mysqld.pid" --log-error="$DIR/log/mariadb.log" \
+    --skip-name-resolve --innodb-buffer-pool-size=256M >/dev/null 2>&1 </dev/null &
+  local i
+  for i in $(seq 1 100); do sql 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+  sql 'select 1' >/dev/null 2>&1 || die "mariadb did not start: $DIR/log/mariadb.log"
+  sql "DROP DATABASE IF EXISTS slurm_acct_db"
+  sql "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'hpctfdev'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+  printf '%s\n' "AuthType=auth/munge" "AuthInfo=socket=$DIR/munge/munge.sock" "DbdHost=$(hostname -s)" \
+    "DbdAddr=127.0.0.1" "DbdPort=$DBD_PORT" "SlurmUser=root" "LogFile=$DIR/log/slurmdbd.log" \
+    "PidFile=$DIR/run/slurmdbd.pid" "StorageType=accounting_storage/mysql" "StorageHost=127.0.0.1" \
+    "StoragePort=$DB_PORT" "StorageUser=slurm" "StoragePass=hpctfdev" "StorageLoc=slurm_acct_db" > "$DIR/etc/slurmdbd.conf"
+  chmod 600 "$DIR/etc/slurmdbd.conf"
+  slurmdbd
+  for i in $(seq 1 100); do timeout 5 sacctmgr -n list cluster >/dev/null 2>&1 && break; sleep 0.1; done
+  timeout 10 sacctmgr -i add cluster hpctfdev >/dev/null 2>&1 || true
+}
+
+sql() { mariadb --no-defaults -S "$DIR/mysql/mysqld.sock" -uroot -e "$1"; }
+
 name_guards() {
   mkdir -p /etc/slurm
   if [ ! -e /etc/slurm/slurm.conf ] || [[ "$(readlink /etc/slurm/slurm.conf)" == "$DIR/"* ]]; then
@@ -169,6 +217,7 @@ up() {
   write_config
   write_reaper
   name_guards
+  if [ "$ACCOUNTING" = 1 ]; then start_accounting; fi
   slurmctld -f "$SLURM_CONF"
   local i
   for i in $(seq 1 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -188,7 +237,7 @@ up() {
     sleep 0.2
   done
   for n in $(node_names); do readlink "/proc/$(cat "$DIR/run/slurmd-$n.pid")/ns/uts" > "$DIR/run/uts-$n"; done
-  log "up: $NODES nodes ($(nodelist)), $GPUS fake GPUs each; SLURM_CONF=$SLURM_CONF"
+  log "up: $NODES nodes ($(nodelist)), $GPUS fake GPUs each, accounting $([ "$ACCOUNTING" = 1 ] && echo on || echo off); SLURM_CONF=$SLURM_CONF"
 }
 
 stop_pids() {  # TERM, wait up to $2 s, then KILL
@@ -222,8 +271,10 @@ down() {
     for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/uts" 2>/dev/null)" = "$ns" ] && left="$left ${p#/proc/}"; done
   done
   stop_pids "$left" 5
+  p=$(pid_in "$DIR/run/slurmdbd.pid"); alive "$p" && stop_pids "$p" 10
+  p=$(pid_in "$DIR/mysql/mysqld.pid"); alive "$p" && stop_pids "$p" 20
   p=$(pid_in "$DIR/munge/munged.pid"); alive "$p" && stop_pids "$p" 5
-  rm -f "$DIR"/run/*.pid "$DIR"/run/uts-* "$DIR/munge/munged.pid"
+  rm -f "$DIR"/run/*.pid "$DIR"/run/uts-* "$DIR/munge/munged.pid" "$DIR/mysql/mysqld.pid"
   [[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" == "$DIR/"* ]] && rm -f /etc/slurm/slurm.conf
   if [ -w /etc/hosts ] && grep -q "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts; then
     local h; h=$(grep -v "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts || true); printf '%s\n' "$h" > /etc/hosts

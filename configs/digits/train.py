@@ -1,7 +1,8 @@
 """Train a small Keras classifier on scikit-learn's bundled digits (no download needed).
 
 The seed example's script parameters: --batch-size and --learning-rate.
-Writes the trained model's metrics to ./outputs/metrics.json (gathered into the run directory).
+Logs every epoch's metrics with hpc_tf's Keras callback (`python -m hpc_tf metrics RUN`) and writes
+the final ones to ./outputs/metrics.json (gathered into the run directory).
 """
 
 import argparse
@@ -13,6 +14,9 @@ from sklearn.model_selection import train_test_split
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
+
+import hpc_tf  # noqa: E402
+from hpc_tf.keras import MetricsLogger  # noqa: E402
 
 
 def main() -> None:
@@ -33,8 +37,10 @@ def main() -> None:
     ])
     model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
+    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=2,
+              validation_data=(x_test, y_test), callbacks=[MetricsLogger()])  # epoch metrics → hpc_tf
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    hpc_tf.log("test_accuracy", accuracy)
     print(f"test accuracy: {accuracy:.3f}")
     os.makedirs("outputs", exist_ok=True)
     with open("outputs/metrics.json", "w") as f:

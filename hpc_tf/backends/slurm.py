@@ -14,6 +14,7 @@ argument list by `plan.slurm_plan` and quoted once by the renderer.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +27,7 @@ from ..runtime import slurm_task
 from .base import JobState
 
 SACCT_DISABLED = "accounting storage is disabled"
+_accounting: bool | None = None  # learned once per process
 
 
 class TemplatedSlurmExecutor(submitit.SlurmExecutor):
@@ -61,13 +63,23 @@ class SlurmBackend:
         return str(job.job_id)
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        """One scheduler query for all jobs: sacct when accounting is on, else scontrol."""
+        """One scheduler query for all jobs: sacct when accounting is on, squeue when it is off.
+
+        Whether accounting is on is learned from the first sacct call and remembered for the
+        process (`HPC_TF_SLURM_ACCOUNTING=0|1` says it up front), so later polls make one call.
+        """
+        global _accounting
         if not job_ids:
             return {}
-        found = _sacct_states(job_ids)
-        if found is None:
-            found = _scontrol_states(job_ids)
-        return found
+        if _accounting is None and os.environ.get("HPC_TF_SLURM_ACCOUNTING") in ("0", "1"):
+            _accounting = os.environ["HPC_TF_SLURM_ACCOUNTING"] == "1"
+        if _accounting is not False:
+            found = _sacct_states(job_ids)
+            if found is not None:
+                _accounting = True
+                return found
+            _accounting = False
+        return _squeue_states(job_ids)
 
     def cancel(self, job_id: str) -> None:
         proc = subprocess.run(["scancel", job_id], capture_output=True, text=True)
@@ -98,23 +110,23 @@ def parse_sacct(text: str) -> dict[str, JobState]:
     return out
 
 
-def _scontrol_states(job_ids: Sequence[str]) -> dict[str, JobState]:
-    """Without accounting: `scontrol -o show job` lists every job slurmctld still knows (MinJobAge)."""
+def _squeue_states(job_ids: Sequence[str]) -> dict[str, JobState]:
+    """Without accounting: squeue knows jobs until MinJobAge after their end, final states included."""
+    argv = ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"]
     try:
-        proc = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    wanted = set(job_ids)
-    return {k: v for k, v in parse_scontrol(proc.stdout).items() if k in wanted}
+    return parse_squeue(proc.stdout) if proc.returncode == 0 else {}
 
 
-def parse_scontrol(text: str) -> dict[str, JobState]:
-    """Parse `scontrol -o show job` (one `Key=Value ...` line per job)."""
+def parse_squeue(text: str) -> dict[str, JobState]:
+    """Parse `squeue -h -o '%i|%T|%r'` (no exit code there: the run directory records it)."""
     out = {}
     for line in text.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        if "JobId" in fields and "JobState" in fields:
-            out[fields["JobId"]] = JobState(fields["JobState"], _exit_code(fields.get("ExitCode", "")), fields.get("Reason", ""))
+        parts = line.split("|")
+        if len(parts) >= 2 and parts[0]:
+            out[parts[0]] = JobState(parts[1], None, parts[2] if len(parts) > 2 else "")
     return out
 
 

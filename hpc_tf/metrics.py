@@ -1,0 +1,119 @@
+"""Metrics: `hpc_tf.log(name, value, step)` inside the job; reading, stdout scraping and plots outside.
+
+Each rank appends JSON lines to `<run_dir>/metrics/rank-N.jsonl`, one `write` per line on a file
+opened for appending, so several processes (and threads) can log at once without mixing lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+_warned = False
+
+
+def log(name: str, value: Any, step: int | None = None) -> None:
+    """Record a metric of the current run (Azure ML's `run.log`). Outside an hpc_tf job: a warning, nothing recorded."""
+    global _warned
+    run_dir = os.environ.get("HPC_TF_RUN_DIR")
+    if not run_dir:
+        if not _warned:
+            warnings.warn("hpc_tf.log: not inside an hpc_tf run (HPC_TF_RUN_DIR is unset): metrics are not recorded",
+                          stacklevel=2)
+            _warned = True
+        return
+    rank = int(os.environ.get("HPC_TF_RANK", "0"))
+    record = {"name": str(name), "value": _plain(value), "step": step, "rank": rank, "time": round(time.time(), 3)}
+    folder = Path(run_dir) / "metrics"
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder / f"rank-{rank}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _plain(value: Any) -> Any:
+    """Numbers (Python, NumPy or TensorFlow scalars) as float/int; anything else as text."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def read_metrics(run: Any) -> dict[str, list[dict[str, Any]]]:
+    """name → points (value, step, rank, time) from every rank's metrics file, then stdout scraping."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((run.path / "metrics").glob("rank-*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+            found.setdefault(record.pop("name"), []).append(record)
+    for name, points in scrape(run).items():
+        found.setdefault(name, []).extend(points)
+    return found
+
+
+def scrape(run: Any) -> dict[str, list[dict[str, Any]]]:
+    """metric_patterns (name → regex with one group) applied to rank 0's stdout, in order."""
+    try:
+        patterns = json.loads(run.job_json.read_text()).get("metric_patterns") or {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out_file = run.rank_out(0)
+    if not patterns or not out_file.is_file():
+        return {}
+    text = out_file.read_text(errors="replace")
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, pattern in patterns.items():
+        for step, match in enumerate(re.finditer(pattern, text)):
+            try:
+                value: Any = float(match.group(1))
+            except ValueError:
+                value = match.group(1)
+            found.setdefault(name, []).append({"value": value, "step": step, "rank": 0, "time": None, "scraped": True})
+    return found
+
+
+def plot(metrics: dict[str, list[dict[str, Any]]], path: Path, title: str = "") -> Path:
+    """One panel per numeric metric, value against step (or order), a line per rank; saved as PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import UsageError
+
+        raise UsageError("--plot needs matplotlib: pip install 'hpc_tf[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numeric = {k: v for k, v in metrics.items() if any(isinstance(p["value"], (int, float)) for p in v)}
+    if not numeric:
+        from .errors import UsageError
+
+        raise UsageError("no numeric metrics to plot")
+    fig, axes = plt.subplots(len(numeric), 1, figsize=(7, 2.6 * len(numeric)), squeeze=False)
+    for ax, (name, points) in zip(axes[:, 0], sorted(numeric.items())):
+        for rank in sorted({p["rank"] for p in points}):
+            mine = [p for p in points if p["rank"] == rank and isinstance(p["value"], (int, float))]
+            xs = [p["step"] if p["step"] is not None else i for i, p in enumerate(mine)]
+            ax.plot(xs, [p["value"] for p in mine], marker="o", markersize=3, label=f"rank {rank}")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len({p["rank"] for p in points}) > 1:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
