@@ -37,7 +37,9 @@ def run(config: Path, backend: str, runs: Path, *extra: str, timeout: float = 30
 
 
 def outputs(run_dir: Path, pattern: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((run_dir / "outputs").glob(pattern))]
+    """Every rank's output files matching pattern (rank 0's at the top of outputs/, rank N's in outputs/rank-N/)."""
+    found = [(p.parent.name, json.loads(p.read_text())) for p in (run_dir / "outputs").rglob(pattern) if p.is_file()]
+    return [data for _, data in sorted(found, key=lambda item: -1 if item[0] == "outputs" else int(item[0].split("-")[1]))]
 
 
 @pytest.mark.slurm
