@@ -12,7 +12,7 @@ from .hostlist import expand
 from .runtime import managed_server
 from .spec import EstimatorSpec
 from .targets import Target
-from .tfconfig import bind_gpus, block_tasks_per_node, layout, node_of_ranks
+from .tfconfig import bind_gpus, block_tasks_per_node, layout
 
 
 def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None,

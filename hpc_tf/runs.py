@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 from .errors import JobFailedError, RunError, UsageError
 from .rundir import TERMINAL_STATES, RunDir, utc_now
@@ -311,10 +311,3 @@ def _parse(stamp: Any) -> _dt.datetime | None:
 def _age_seconds(stamp: Any) -> float:
     when = _parse(stamp)
     return (_dt.datetime.now(_dt.timezone.utc) - when).total_seconds() if when else 0.0
-
-
-def summarize(statuses: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in statuses:
-        counts[s.get("state", "UNKNOWN")] = counts.get(s.get("state", "UNKNOWN"), 0) + 1
-    return counts

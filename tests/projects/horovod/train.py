@@ -1,4 +1,4 @@
-import json, math, os, socket
+import json, os, socket
 import numpy as np
 from mpi4py import MPI  # MPI itself, beside Horovod: the ranks must agree
 import tensorflow as tf
