@@ -31,9 +31,10 @@ def utc_now() -> str:
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:
-    """A run id sorts by submit time and is unique: a second-resolution stamp plus 24 random bits."""
+    """A run id sorts by submit time (to the millisecond) and is unique: `YYYYmmdd-HHMMSS-` then the
+    milliseconds and 12 random bits (the run directory's mkdir settles the rare collision)."""
     now = now or _dt.datetime.now()
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)[:3]}"
 
 
 def _default_mode() -> int:
