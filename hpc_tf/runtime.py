@@ -289,7 +289,9 @@ def _finish(run: RunDir, job: Mapping[str, Any], slot: Slot, ctx: TaskContext, c
     if slot.rank == 0:
         if job.get("distributed_backend") in ("ps", "multiworker"):
             write_atomic(run.path / "tasks" / "lead-exit", f"{code}\n")
-        fields: dict[str, Any] = dict(exit_code=code, end_time=utc_now(), state="COMPLETED" if code == 0 else "FAILED")
+        # The state stays RUNNING until the scheduler (or the local supervisor) confirms the end:
+        # status.json never shows a COMPLETED that Slurm could still turn into FAILED or TIMEOUT.
+        fields: dict[str, Any] = dict(exit_code=code, end_time=utc_now())
         if signals:
             fields["signals"] = signals
         run.update_status(**fields)
@@ -345,7 +347,7 @@ def _setup_failed(run: RunDir, ctx: TaskContext, message: str) -> int:
     slot = Slot(ctx.rank, ctx.hostname, ctx.local_rank, "task", ctx.rank)
     _first_failure(run, slot, ctx, 2, message)
     if ctx.rank == 0:
-        run.update_status(exit_code=2, end_time=utc_now(), state="FAILED", message=message)
+        run.update_status(exit_code=2, end_time=utc_now(), message=message)
     return 2
 
 
