@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .spec import EstimatorSpec
+from .plan import gpus_per_node
 from .targets import Target
 
 # compute_target key → submitit SlurmExecutor parameter (same Slurm option underneath)
@@ -31,7 +32,7 @@ def slurm_parameters(spec: EstimatorSpec, target: Target) -> dict[str, Any]:
     elif opts.time is not None:
         params["time"] = opts.time
     if spec.use_gpu:
-        params["gpus_per_node"] = opts.gpus_per_node or spec.process_count_per_node
+        params["gpus_per_node"] = gpus_per_node(spec, target)
     extra = {k.replace("-", "_"): v for k, v in opts.additional_parameters.items() if v is not False}
     if opts.reservation is not None:
         extra["reservation"] = opts.reservation

@@ -176,7 +176,7 @@ def _check_job_packages(spec: EstimatorSpec, python: str) -> None:
     """
     from .runtime import TaskSetupError, check_packages
 
-    env = {**_plan.default_environment(spec), **_plan.task_environment(spec)}
+    env = {**_plan.default_environment(spec), **_plan.user_environment(spec)}
     try:
         check_packages({"distributed_backend": spec.distributed_backend, "python": python}, env)
     except TaskSetupError as exc:

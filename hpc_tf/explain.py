@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import UsageError
 from .hostlist import expand
+from .plan import gpus_per_node as requested_gpus
 from .runtime import managed_server
 from .spec import EstimatorSpec
 from .targets import Target
@@ -28,8 +29,7 @@ def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_
     backend = spec.distributed_backend
     slots = layout(backend, nodes, per_node, spec.parameter_server_count if backend == "ps" else 0, job_id or 0,
                    evaluator=spec.evaluator)
-    gpus = gpus_per_node if gpus_per_node is not None else (
-        target.options.gpus_per_node or spec.process_count_per_node if spec.use_gpu else 0)
+    gpus = gpus_per_node if gpus_per_node is not None else requested_gpus(spec, target)
     visible = ",".join(str(i) for i in range(gpus)) or None
     job = {"distributed_backend": backend, "ps_mode": spec.ps_mode}
     rows = []

@@ -41,6 +41,11 @@ def slurm_time(seconds: int) -> str:
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+def gpus_per_node(spec: EstimatorSpec, target: Target) -> int:
+    """GPUs a job asks for per node: the target's gpus_per_node, else one per process; 0 without use_gpu."""
+    return (target.options.gpus_per_node or spec.process_count_per_node) if spec.use_gpu else 0
+
+
 def sbatch_directives(spec: EstimatorSpec, target: Target) -> list[tuple[str, str | None]]:
     """The #SBATCH options of a job, in a stable order: layout first, then the target's options."""
     opts = target.options
@@ -59,8 +64,9 @@ def sbatch_directives(spec: EstimatorSpec, target: Target) -> list[tuple[str, st
         value = getattr(opts, name)
         if value is not None:
             out.append((name.replace("_", "-"), str(value)))
-    if spec.use_gpu:
-        out.append(("gpus-per-node", str(opts.gpus_per_node or spec.process_count_per_node)))
+    gpus = gpus_per_node(spec, target)
+    if gpus:
+        out.append(("gpus-per-node", str(gpus)))
     for name, value in opts.additional_parameters.items():
         if value is False:
             continue
@@ -126,7 +132,7 @@ def task_command(spec: EstimatorSpec, python: str) -> list[str]:
     return [python, "-u", str(PurePath(spec.entry_script)), *script_argv(spec.script_params)]
 
 
-def task_environment(spec: EstimatorSpec) -> dict[str, str]:
+def user_environment(spec: EstimatorSpec) -> dict[str, str]:
     """The user's environment_variables as text, exactly as the task will see them."""
     return {name: env_text(value) for name, value in spec.environment_variables.items()}
 
@@ -150,7 +156,7 @@ def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str,
     """
     return {
         "run_id": run_id, "experiment": spec.experiment, "backend": backend, "python": python,
-        "environment": environment, "command": task_command(spec, python), "metric_patterns": spec.metric_patterns, "env": task_environment(spec), "default_env": default_environment(spec),
+        "environment": environment, "command": task_command(spec, python), "metric_patterns": spec.metric_patterns, "env": user_environment(spec), "default_env": default_environment(spec),
         "ntasks": spec.ntasks, "distributed_backend": spec.distributed_backend,
         "parameter_server_count": spec.parameter_server_count if spec.distributed_backend == "ps" else 0,
         "ps_mode": spec.ps_mode, "evaluator": spec.evaluator, "use_gpu": spec.use_gpu, "max_run_duration_seconds": spec.max_run_duration_seconds,

@@ -18,7 +18,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 TERMINAL_STATES = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
@@ -121,12 +121,20 @@ class RunDir:
         except FileNotFoundError:
             return {}
 
-    def update_status(self, **fields: Any) -> dict[str, Any]:
-        """Read-modify-write status.json under a file lock (the job, the watcher and the CLI all write it)."""
+    def modify_status(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read-modify-write status.json under a file lock (the job, the watcher and the CLI all write it).
+
+        `change` returns the fields to set, or None to leave the file as it is.
+        """
         from filelock import FileLock
 
         with FileLock(str(self._lock_path), timeout=30):
             status = self.read_status()
-            status.update(fields)
-            self.write_json(self.status_json, status)
+            fields = change(status)
+            if fields:
+                status.update(fields)
+                self.write_json(self.status_json, status)
         return status
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        return self.modify_status(lambda _status: fields)

@@ -313,17 +313,11 @@ def _finish(run: RunDir, job: Mapping[str, Any], slot: Slot, ctx: TaskContext, c
 
 def _first_failure(run: RunDir, slot: Slot, ctx: TaskContext, code: int, note: str = "") -> None:
     """Name the task that failed first; later failures (tasks killed because of it) don't overwrite it."""
-    from filelock import FileLock
-
     failure = {"rank": slot.rank, "role": slot.role, "index": slot.index, "host": ctx.hostname, "exit_code": code,
                "time": utc_now()}
     if note:
         failure["note"] = note
-    with FileLock(str(run.path / ".status.lock"), timeout=30):
-        if not run.read_status().get("first_failure"):
-            status = run.read_status()
-            status["first_failure"] = failure
-            run.write_json(run.status_json, status)
+    run.modify_status(lambda status: None if status.get("first_failure") else {"first_failure": failure})
 
 
 def _environment_in_job(run: RunDir, job: Mapping[str, Any], ctx: TaskContext) -> None:
