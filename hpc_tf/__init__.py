@@ -4,14 +4,16 @@
     run = Experiment("digits").submit(TensorFlow(source_directory="./src", entry_script="train.py"))
     run.wait_for_completion(show_output=True)
 
-Names are imported lazily so that the in-job runtime and `python -m hpc_tf render` stay fast.
+Names are imported lazily so that the in-job runtime and `python -m hpc_tf render` stay fast. The
+rule for lazy imports everywhere: only heavy third-party modules (submitit, jinja2, yaml, filelock,
+matplotlib, tensorflow) and modules a command may not need are imported inside functions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["TensorFlow", "Experiment", "Run", "log", "__version__"]
 
 
@@ -24,11 +26,11 @@ def log(name: str, value: Any, step: int | None = None) -> None:
 
 def __getattr__(name: str) -> Any:
     if name in ("TensorFlow", "Experiment"):
-        from . import experiment
+        from . import api
 
-        return getattr(experiment, name)
+        return getattr(api, name)
     if name == "Run":
-        from .runs import Run
+        from .follow import Run
 
         return Run
     raise AttributeError(f"module 'hpc_tf' has no attribute {name!r}")

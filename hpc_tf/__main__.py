@@ -1,5 +1,3 @@
-"""`python -m hpc_tf ...`"""
-
 import sys
 
 from .cli import main

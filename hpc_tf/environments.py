@@ -23,27 +23,17 @@ from typing import Any, Mapping, Sequence
 
 import msgspec
 
+from .core.records import EnvRequest
 from .errors import HpcTfError
+
+__all__ = ["EnvBuildError", "EnvRequest", "ensure", "env_key", "env_python", "list_envs", "prune"]
 
 COMPLETE = ".hpc_tf-env.json"
 CONDA_TOOLS = ("micromamba", "mamba", "conda")
 
 
-class EnvironmentError_(HpcTfError):
+class EnvBuildError(HpcTfError):
     """An environment could not be built; the message names the log."""
-
-
-class EnvRequest(msgspec.Struct, frozen=True):
-    """What an environment is made of (all of it goes into the key)."""
-
-    kind: str  # "pip" | "conda"
-    packages: tuple[str, ...]
-    requirements: str = ""  # content of pip_requirements_file / conda_dependencies_file
-    base_python: str = ""
-    base_version: str = ""
-    inherit: bool = False
-    find_links: tuple[str, ...] = ()
-    no_index: bool = False
 
 
 def normalise_requirement(text: str) -> str:
@@ -83,12 +73,11 @@ def conda_tool() -> str | None:
     return next((tool for tool in CONDA_TOOLS if shutil.which(tool)), None)
 
 
-def uv_command() -> list[str] | None:
+def uv_command(choice: str = "auto") -> list[str] | None:
     """uv on PATH, or the one the `uv` Python package ships (it is a binary inside a wheel).
 
-    HPC_TF_ENV_TOOL=pip forces pip (HPC_TF_ENV_TOOL=uv insists on uv).
+    `choice` (settings: HPC_TF_ENV_TOOL) `pip` forces pip, `uv` insists on uv.
     """
-    choice = os.environ.get("HPC_TF_ENV_TOOL", "auto")
     if choice == "pip":
         return None
     if shutil.which("uv"):
@@ -99,11 +88,11 @@ def uv_command() -> list[str] | None:
         return [find_uv_bin()]
     except (ImportError, FileNotFoundError):
         if choice == "uv":
-            raise EnvironmentError_("HPC_TF_ENV_TOOL=uv but uv is not installed: pip install uv") from None
+            raise EnvBuildError("HPC_TF_ENV_TOOL=uv but uv is not installed: pip install uv") from None
         return None
 
 
-def ensure(root: Path, request: EnvRequest, timeout: float = 3600) -> dict[str, Any]:
+def ensure(root: Path, request: EnvRequest, timeout: float = 3600, tool: str = "auto") -> dict[str, Any]:
     """The environment for `request`, built now if needed; returns its record (key, path, freeze, built)."""
     from filelock import FileLock, Timeout
 
@@ -116,9 +105,9 @@ def ensure(root: Path, request: EnvRequest, timeout: float = 3600) -> dict[str, 
         with FileLock(str(root / f"{key}.lock"), timeout=timeout):
             if (final / COMPLETE).is_file():  # another submission built it while we waited
                 return _touch(final) | {"built": False}
-            return _build(root, key, request) | {"built": True}
+            return _build(root, key, request, tool) | {"built": True}
     except Timeout:
-        raise EnvironmentError_(f"waited {timeout:.0f} s for another build of environment {key} ({root / (key + '.lock')})") from None
+        raise EnvBuildError(f"waited {timeout:.0f} s for another build of environment {key} ({root / (key + '.lock')})") from None
 
 
 def _touch(path: Path) -> dict[str, Any]:
@@ -127,7 +116,7 @@ def _touch(path: Path) -> dict[str, Any]:
     return record
 
 
-def _build(root: Path, key: str, request: EnvRequest) -> dict[str, Any]:
+def _build(root: Path, key: str, request: EnvRequest, choice: str) -> dict[str, Any]:
     """Build in `<key>.tmp-<pid>`, then rename into place; the log stays at `<key>.build.log`."""
     tmp = root / f"{key}.tmp-{os.getpid()}"
     log_path = root / f"{key}.build.log"
@@ -135,10 +124,10 @@ def _build(root: Path, key: str, request: EnvRequest) -> dict[str, Any]:
     start = time.monotonic()
     with open(log_path, "w") as log:
         try:
-            tool = _build_conda(request, tmp, log) if request.kind == "conda" else _build_pip(request, tmp, log)
+            tool = _build_conda(request, tmp, log) if request.kind == "conda" else _build_pip(request, tmp, log, choice)
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise EnvironmentError_(f"building environment {key} failed ({' '.join(map(str, exc.cmd[:3]))}… exited "
+            raise EnvBuildError(f"building environment {key} failed ({' '.join(map(str, exc.cmd[:3]))}… exited "
                                     f"{exc.returncode}); see its log: {log_path}") from None
     freeze = _freeze(tmp, request)
     record = {"key": key, "path": str(root / key), "python": str(env_python(root, key)), "tool": tool,
@@ -160,25 +149,36 @@ def _pip_sources(request: EnvRequest) -> list[str]:
     return args + (["--no-index"] if request.no_index else [])
 
 
-def _build_pip(request: EnvRequest, dest: Path, log: Any) -> str:
+def _build_pip(request: EnvRequest, dest: Path, log: Any, choice: str) -> str:
     """A venv from the base interpreter; uv (relocatable venv) when available, else venv + pip."""
     inherit = ["--system-site-packages"] if request.inherit else []
     reqs = _requirements_file(request, dest)
-    uv = uv_command()
+    uv = uv_command(choice)
     if uv:
         _run([*uv, "venv", "--quiet", "--relocatable", "--python", request.base_python, *inherit, str(dest)], log)
+        _inherit_paths(request, dest)
         if request.packages or reqs:
             _run([*uv, "pip", "install", "--python", str(dest / "bin" / "python"), *_pip_sources(request),
                   *request.packages, *(["-r", str(reqs)] if reqs else [])], log)
         _cleanup(reqs)
         return "uv"
     _run([request.base_python, "-m", "venv", *inherit, str(dest)], log)
+    _inherit_paths(request, dest)
     if request.packages or reqs:
         _run([str(dest / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *_pip_sources(request),
               *request.packages, *(["-r", str(reqs)] if reqs else [])], log)
     _relocate_scripts(dest)
     _cleanup(reqs)
     return "pip"
+
+
+def _inherit_paths(request: EnvRequest, dest: Path) -> None:
+    """With `inherit`, the job also sees the *submitting* environment's packages (a virtualenv's or conda
+    env's site-packages), not only the base interpreter's: a `.pth` file lists them after the env's own."""
+    if not (request.inherit and request.inherit_paths):
+        return
+    for site in (dest / "lib").glob("python*/site-packages"):
+        (site / "_hpc_tf_inherit.pth").write_text("".join(f"{path}\n" for path in request.inherit_paths))
 
 
 def _cleanup(path: Path | None) -> None:
@@ -210,7 +210,7 @@ def _relocate_scripts(dest: Path) -> None:
 def _build_conda(request: EnvRequest, dest: Path, log: Any) -> str:
     tool = conda_tool()
     if tool is None:
-        raise EnvironmentError_(conda_missing_message())
+        raise EnvBuildError(conda_missing_message())
     files = []
     if request.requirements:
         spec_file = dest.parent / f"{dest.name}.environment.yml"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 
 class HpcTfError(Exception):
@@ -12,20 +12,35 @@ class HpcTfError(Exception):
     exit_status = 1
 
 
+class _Missing:
+    """No value to show (a missing key, or a rule about several keys)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a config: where (file, dotted key), what was given, what is allowed."""
 
     key: str
     message: str
-    value: object = None
-    has_value: bool = False
+    value: object = MISSING
     source: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
-        got = f" (got {self.value!r})" if self.has_value else ""
+        got = "" if self.value is MISSING else f" (got {_shown(self.value)})"
         return f"{where}{self.key or '<top level>'}: {self.message}{got}"
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """A value as the user wrote it, cut short: a huge value must not make a huge message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 class ConfigError(HpcTfError):

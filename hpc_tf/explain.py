@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .core.hostlist import expand
+from .core.layout import bind_gpus, block_tasks_per_node, layout, managed_role
+from .core.plan import gpus_per_node as requested_gpus
+from .core.spec import EstimatorSpec
 from .errors import UsageError
-from .hostlist import expand
-from .plan import gpus_per_node as requested_gpus
-from .runtime import managed_server
-from .spec import EstimatorSpec
 from .targets import Target
-from .tfconfig import bind_gpus, block_tasks_per_node, layout
+
+MAX_TASKS = 4096  # a table longer than this is not an explanation
 
 
 def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None,
@@ -25,13 +26,14 @@ def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_
         raise UsageError(f"--nodelist: {exc}") from None
     if len(nodes) != spec.node_count:
         raise UsageError(f"--nodelist: {nodelist!r} has {len(nodes)} nodes but node_count is {spec.node_count}")
-    per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.process_count_per_node)
+    if spec.ntasks > MAX_TASKS:
+        raise UsageError(f"explain shows at most {MAX_TASKS} tasks; this job has {spec.ntasks}")
+    per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.most_tasks_per_node)
     backend = spec.distributed_backend
     slots = layout(backend, nodes, per_node, spec.parameter_server_count if backend == "ps" else 0, job_id or 0,
                    evaluator=spec.evaluator)
-    gpus = gpus_per_node if gpus_per_node is not None else requested_gpus(spec, target)
+    gpus = gpus_per_node if gpus_per_node is not None else requested_gpus(spec, target.options)
     visible = ",".join(str(i) for i in range(gpus)) or None
-    job = {"distributed_backend": backend, "ps_mode": spec.ps_mode}
     rows = []
     for slot in slots:
         cuda = bind_gpus(visible, slot, spec.use_gpu)
@@ -39,7 +41,7 @@ def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_
             "rank": slot.rank, "node": slot.node, "local_rank": slot.local_rank, "role": slot.role, "index": slot.index,
             "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
             "gpus": visible if cuda is None and spec.use_gpu else cuda,
-            "runs": "TensorFlow server" if managed_server(job, slot) else spec.entry_script,
+            "runs": "TensorFlow server" if managed_role(backend, spec.ps_mode, slot.role) else spec.entry_script,
         })
     return rows
 
@@ -51,8 +53,8 @@ def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | N
               "-" if r["port"] is None else (str(r["port"]) if job_id is not None else f"+{r['port']}"),
               "-" if r["gpus"] is None else (r["gpus"] or "none"), r["runs"]] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths)).rstrip()]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     backend = spec.distributed_backend or "none (one process)"
     notes = [f"distributed_backend: {backend}; {spec.ntasks} tasks on {spec.node_count} nodes"]
     if spec.distributed_backend in ("ps", "multiworker") and job_id is None:

@@ -12,7 +12,12 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import RunError, UsageError
+
+if TYPE_CHECKING:
+    from .rundir import RunDir
 
 _warned = False
 
@@ -29,9 +34,11 @@ def log(name: str, value: Any, step: int | None = None) -> None:
         return
     rank = int(os.environ.get("HPC_TF_RANK", "0"))
     record = {"name": str(name), "value": _plain(value), "step": step, "rank": rank, "time": round(time.time(), 3)}
-    folder = Path(run_dir) / "metrics"
-    folder.mkdir(exist_ok=True)
-    fd = os.open(folder / f"rank-{rank}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    from .rundir import RunDir
+
+    path = RunDir(run_dir).metrics_file(rank)
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, (json.dumps(record) + "\n").encode())
     finally:
@@ -48,26 +55,28 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-def read_metrics(run: Any) -> dict[str, list[dict[str, Any]]]:
+def read_metrics(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     """name → points (value, step, rank, time) from every rank's metrics file, then stdout scraping."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((run.path / "metrics").glob("rank-*.jsonl")):
+    for path in sorted(run.metrics_dir.glob("rank-*.jsonl")):
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line being written right now
+            if not isinstance(record, dict) or "name" not in record:
+                continue
             found.setdefault(record.pop("name"), []).append(record)
     for name, points in scrape(run).items():
         found.setdefault(name, []).extend(points)
     return found
 
 
-def scrape(run: Any) -> dict[str, list[dict[str, Any]]]:
+def scrape(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     """metric_patterns (name → regex with one group) applied to rank 0's stdout, in order."""
     try:
-        patterns = json.loads(run.job_json.read_text()).get("metric_patterns") or {}
-    except (OSError, json.JSONDecodeError):
+        patterns = run.read_job().metric_patterns
+    except RunError:
         return {}
     out_file = run.rank_out(0)
     if not patterns or not out_file.is_file():
@@ -89,19 +98,15 @@ def plot(metrics: dict[str, list[dict[str, Any]]], path: Path, title: str = "") 
     try:
         import matplotlib
     except ImportError:
-        from .errors import UsageError
-
         raise UsageError("--plot needs matplotlib: pip install 'hpc_tf[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     numeric = {k: v for k, v in metrics.items() if any(isinstance(p["value"], (int, float)) for p in v)}
     if not numeric:
-        from .errors import UsageError
-
         raise UsageError("no numeric metrics to plot")
     fig, axes = plt.subplots(len(numeric), 1, figsize=(7, 2.6 * len(numeric)), squeeze=False)
-    for ax, (name, points) in zip(axes[:, 0], sorted(numeric.items())):
+    for ax, (name, points) in zip(axes[:, 0], sorted(numeric.items()), strict=True):
         for rank in sorted({p["rank"] for p in points}):
             mine = [p for p in points if p["rank"] == rank and isinstance(p["value"], (int, float))]
             xs = [p["step"] if p["step"] is not None else i for i, p in enumerate(mine)]

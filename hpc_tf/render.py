@@ -1,7 +1,6 @@
 """Rendering job scripts from the Jinja2 templates in `sbatch_templates/`: the one place values are quoted.
 
-Templates are looked up first in a site directory (the `HPC_TF_TEMPLATE_DIR` environment
-variable, read by the caller) and then in the templates shipped with hpc_tf, so a site can
+Templates are looked up first in a site directory (`Settings.template_dir`, from HPC_TF_TEMPLATE_DIR) and then in the templates shipped with hpc_tf, so a site can
 override `slurm.sh.j2` or `local.sh.j2` (or a block they include) without forking the package.
 """
 
@@ -11,10 +10,10 @@ import functools
 import re
 import shlex
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
-from . import __version__
-from .plan import ScriptPlan
+from ._version import __version__
+from .core.plan import ScriptPlan
 
 TEMPLATE_NAMES = {"slurm": "slurm.sh.j2", "local": "local.sh.j2"}
 _SBATCH_PLAIN = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
@@ -39,6 +38,10 @@ def sh_join(argv: Iterable[object]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
+def needs_sbatch_quoting(value: str) -> bool:
+    return not _SBATCH_PLAIN.match(value)
+
+
 def sbatch_quote(value: str) -> str:
     """Quote a value for an `#SBATCH` line.
 
@@ -59,7 +62,7 @@ def sbatch_directive(item: tuple[str, str | None]) -> str:
     return f"--{name}" if value is None else f"--{name}={sbatch_quote(value)}"
 
 
-def _bytecode_cache(cache_dir: str | None):  # -> jinja2.BytecodeCache | None
+def _bytecode_cache(cache_dir: str | None) -> Any:  # jinja2.BytecodeCache | None, imported lazily
     """Compiled templates cached on disk: compiling them is most of a render's own time.
 
     Entries are keyed by the template's source, so an edited template is recompiled.
@@ -76,7 +79,7 @@ def _bytecode_cache(cache_dir: str | None):  # -> jinja2.BytecodeCache | None
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(site_dir: str | None, cache_dir: str | None):  # -> jinja2.Environment (imported lazily)
+def _environment(site_dir: str | None, cache_dir: str | None) -> Any:  # jinja2.Environment, imported lazily
     import jinja2
 
     dirs = ([site_dir] if site_dir else []) + [str(builtin_template_dir())]
@@ -102,7 +105,6 @@ def render_script(plan: ScriptPlan, site_dir: str | None = None, cache_dir: str 
         backend=plan.backend,
         directives=plan.directives,
         launch=plan.launch,
-        ntasks=plan.ntasks,
         package_root=plan.package_root,
         modules=plan.modules,
         setup=plan.setup,

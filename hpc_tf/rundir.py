@@ -1,32 +1,42 @@
-"""The run directory `<runs dir>/<experiment>/<run_id>/`: every path in it, atomic writes, status.json.
+"""The run directory `<runs dir>/<experiment>/<run_id>/`: every path in it, durable writes, and the one
+module that reads and writes its records (`job.json`, `status.json`, `tasks/rank-N.json`).
 
 Layout:
   config.yaml      the resolved config (every key, defaults filled in, absolute paths)
-  job.json         what the in-job runtime executes (command, environment)
+  job.json         what the in-job runtime executes (command, environment)       core.records.JobRecord
   job.sh           the rendered job script, exactly as submitted
   snapshot/        the copy of source_directory the job runs in (its ./outputs → ../outputs)
-  outputs/         what the entry script wrote to ./outputs
-  logs/            rank-N.out / rank-N.err (the entry script), launcher and scheduler logs
-  status.json      state (Slurm's words), exit_code, job_id, backend, nodes, times
+  outputs/         what the entry script wrote to ./outputs (rank N's in outputs/rank-N/)
+  work/rank-N/     where rank N > 0 runs: links to the snapshot, its own ./outputs
+  logs/            rank-N.out / rank-N.err, launcher-N.log, slurm-JOB.out, supervisor.log, local-job.out
+  tasks/           rank-N.json (core.records.TaskRecord), lead-exit (the chief's exit code)
+  metrics/         rank-N.jsonl (hpc_tf.log)
+  tensorboard/     HPC_TF_TENSORBOARD_DIR
+  environment.json the job environment that was used (environments)
+  status.json      state (Slurm's words), exit code, job id, times                core.records.RunStatus
+Nothing else joins path strings under a run directory.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
-)
+import msgspec
+
+from .core.records import JobRecord, RunStatus, TaskRecord
+from .errors import RunError
+
+T = TypeVar("T")
+SECRET_MODE = 0o600  # files that may hold environment_variables values: the user's only
 
 
 def utc_now() -> str:
-    """Timestamps in status.json: ISO 8601, UTC, second precision."""
+    """Timestamps in records: ISO 8601, UTC, second precision."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
@@ -44,21 +54,43 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Write a whole file so readers see the old or the new content, never a partial one."""
+def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
+    """Write a whole file durably: readers see the old or the new content, never a partial one, and a crash
+    leaves one of the two (the data is flushed to disk before the rename, the rename before returning)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    """A record as indented JSON, the way every record file is written."""
+    return msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n"
 
 
 class RunDir:
-    """Owns every file name of one run (in the spirit of submitit's JobPaths)."""
+    """Owns every file name of one run (in the spirit of submitit's JobPaths), and its records."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).absolute()
@@ -74,11 +106,8 @@ class RunDir:
                 path.mkdir()
             except FileExistsError:
                 continue
-            run = cls(path)
-            for sub in (run.logs, run.outputs):
-                sub.mkdir()
-            return run
-        raise RuntimeError(f"could not create a unique run directory under {parent}")
+            return cls(path)
+        raise RunError(f"could not create a unique run directory under {parent}")
 
     # ------------------------------------------------------------------ paths
     @property
@@ -95,8 +124,15 @@ class RunDir:
     snapshot = property(lambda self: self.path / "snapshot")
     outputs = property(lambda self: self.path / "outputs")
     logs = property(lambda self: self.path / "logs")
+    tasks_dir = property(lambda self: self.path / "tasks")
+    metrics_dir = property(lambda self: self.path / "metrics")
+    tensorboard = property(lambda self: self.path / "tensorboard")
+    environment_json = property(lambda self: self.path / "environment.json")
     status_json = property(lambda self: self.path / "status.json")
     submitit_folder = property(lambda self: self.path / ".submitit")
+    lead_exit = property(lambda self: self.tasks_dir / "lead-exit")
+    supervisor_log = property(lambda self: self.logs / "supervisor.log")
+    local_job_log = property(lambda self: self.logs / "local-job.out")
     _lock_path = property(lambda self: self.path / ".status.lock")
 
     def rank_out(self, rank: int) -> Path:
@@ -105,36 +141,97 @@ class RunDir:
     def rank_err(self, rank: int) -> Path:
         return self.logs / f"rank-{rank}.err"
 
+    def launcher_log(self, rank: int) -> Path:
+        return self.logs / f"launcher-{rank}.log"
+
+    def batch_logs(self) -> list[Path]:
+        """Slurm's batch logs (logs/slurm-JOB.out), one per job id the run had."""
+        return sorted(self.logs.glob("slurm-*.out"))
+
+    def logged_ranks(self) -> list[int]:
+        """Ranks that have written logs, in rank order."""
+        return sorted(int(p.stem.split("-")[1]) for p in self.logs.glob("rank-*.out") if p.stem.split("-")[1].isdigit())
+
+    def task_record_path(self, rank: int) -> Path:
+        return self.tasks_dir / f"rank-{rank}.json"
+
+    def metrics_file(self, rank: int) -> Path:
+        return self.metrics_dir / f"rank-{rank}.jsonl"
+
+    def rank_outputs(self, rank: int) -> Path:
+        """Where a rank's ./outputs lands: rank 0's at the top of outputs/, rank N's in outputs/rank-N/."""
+        return self.outputs if rank == 0 else self.outputs / f"rank-{rank}"
+
+    def work_dir(self, rank: int) -> Path:
+        return self.path / "work" / f"rank-{rank}"
+
     def exists(self) -> bool:
         return self.status_json.is_file()
 
-    # ------------------------------------------------------------------ files
-    def write_json(self, path: Path, data: Any) -> None:
-        write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    # ------------------------------------------------------------------ records
+    def write_record(self, path: Path, record: msgspec.Struct, mode: int | None = None) -> None:
+        write_atomic(path, encode(record), mode)
 
-    def read_job(self) -> dict[str, Any]:
-        return json.loads(self.job_json.read_text(encoding="utf-8"))
+    def read_job(self) -> JobRecord:
+        return _read(self.job_json, JobRecord)
 
-    def read_status(self) -> dict[str, Any]:
+    def write_job(self, job: JobRecord) -> None:
+        self.write_record(self.job_json, job, SECRET_MODE)
+
+    def read_status(self) -> RunStatus:
+        """status.json; a run whose status is not written yet reads as a fresh PENDING record."""
+        if not self.status_json.exists():
+            return RunStatus(run_id=self.run_id, experiment=self.experiment)
+        return _read(self.status_json, RunStatus)
+
+    def transition(self, change: Callable[[RunStatus], RunStatus]) -> RunStatus:
+        """Apply one transition (core.transitions) to status.json under a file lock, to the status as it is
+        on disk now: the job, the supervisor, the watcher and the CLI all write it, never from a stale read."""
+        from filelock import FileLock, Timeout
+
         try:
-            return json.loads(self.status_json.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+            with FileLock(str(self._lock_path), timeout=30):
+                status = self.read_status()
+                new = change(status)
+                if new != status or not self.status_json.exists():
+                    self.write_record(self.status_json, new)
+        except Timeout:
+            raise RunError(f"status.json of {self.path} stayed locked for 30 s ({self._lock_path})") from None
+        return new
 
-    def modify_status(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
-        """Read-modify-write status.json under a file lock (the job, the watcher and the CLI all write it).
+    def read_tasks(self) -> list[TaskRecord]:
+        """Every task's record, in rank order (records being written are skipped)."""
+        records = []
+        for path in self.tasks_dir.glob("rank-*.json") if self.tasks_dir.is_dir() else []:
+            try:
+                records.append(_read(path, TaskRecord))
+            except RunError:
+                continue
+        return sorted(records, key=lambda r: r.rank)
 
-        `change` returns the fields to set, or None to leave the file as it is.
-        """
-        from filelock import FileLock
+    def write_task(self, record: TaskRecord) -> None:
+        self.tasks_dir.mkdir(exist_ok=True)
+        self.write_record(self.task_record_path(record.rank), record)
 
-        with FileLock(str(self._lock_path), timeout=30):
-            status = self.read_status()
-            fields = change(status)
-            if fields:
-                status.update(fields)
-                self.write_json(self.status_json, status)
-        return status
 
-    def update_status(self, **fields: Any) -> dict[str, Any]:
-        return self.modify_status(lambda _status: fields)
+def _read(path: Path, kind: type[T]) -> T:
+    """A record file as its struct; a damaged or unreadable file is a RunError naming it and what is wrong."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"{path.name} is missing in {path.parent}") from None
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        what = "empty" if not data.strip() else f"damaged ({exc})"
+        raise RunError(f"{path} is {what}") from None
+
+
+def read_json_any(path: Path) -> Any:
+    """An untyped JSON file (environment.json), or None when missing or damaged."""
+    try:
+        return msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None

@@ -60,7 +60,7 @@ def plan_snapshot(source: Path, exclude: list[Path], max_bytes: int) -> Snapshot
                 continue  # a dangling symlink: nothing to copy
     plan = SnapshotPlan(source, files)
     if plan.total_bytes > max_bytes:
-        raise ConfigError([Problem("source_directory", _too_big_message(plan, max_bytes), str(source), True)])
+        raise ConfigError([Problem("source_directory", _too_big_message(plan, max_bytes), str(source))])
     return plan
 
 

@@ -9,13 +9,14 @@ Built-in names: `local` (this machine) and `auto` (Slurm if a cluster answers, e
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
+from .core.spec import EstimatorSpec, SlurmOptions
+from .core.validation import check_gpus, convert
 from .errors import ConfigError, Problem
-from .spec import EstimatorSpec, SlurmOptions, check_gpus, convert, load_yaml
+from .loading import load_yaml
 
 BackendName = Literal["auto", "slurm", "local"]
 BUILTIN = ("auto", "local")
@@ -29,14 +30,6 @@ class Target:
     backend: BackendName
     options: SlurmOptions = field(default_factory=SlurmOptions)
     source: str = "config"
-
-
-def search_path(env: Mapping[str, str]) -> list[Path]:
-    """Where named targets are looked up, in order (pure: the environment is passed in)."""
-    paths = [Path(p).expanduser() for p in env.get("HPC_TF_TARGETS", "").split(os.pathsep) if p]
-    config_home = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")) / ".config")
-    paths.append(Path(config_home).expanduser() / "hpc_tf" / "targets.yaml")
-    return paths
 
 
 def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
@@ -70,14 +63,14 @@ def _resolve(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
         known += [str(k) for k in entries]
     where = ", ".join(str(p) for p in paths)
     names = sorted(set(known) | set(BUILTIN))
-    raise ConfigError([Problem("compute_target", f"unknown target name; known names: {', '.join(names)} (searched {where}; set HPC_TF_TARGETS to add a file)", ct, True)])
+    raise ConfigError([Problem("compute_target", f"unknown target name; known names: {', '.join(names)} (searched {where}; set HPC_TF_TARGETS to add a file)", ct)])
 
 
 def _target_from_file(name: str, entry: Any, path: Path) -> Target:
     if entry is None:
         entry = {}
     if not isinstance(entry, dict):
-        raise ConfigError([Problem(name, "expected a mapping of Slurm options", entry, True, str(path))])
+        raise ConfigError([Problem(name, "expected a mapping of Slurm options", entry, source=str(path))])
     options, problems = convert(SlurmOptions, entry, str(path), name)
     if options is None:
         raise ConfigError(problems)

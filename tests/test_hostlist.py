@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from hpc_tf.hostlist import compress, expand, expand_tasks_per_node
+from hpc_tf.core.hostlist import compress, expand, expand_tasks_per_node
 
 
 @pytest.mark.parametrize(

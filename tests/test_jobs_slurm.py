@@ -152,9 +152,9 @@ def test_python_api_submits_and_waits(slurm: dict, tmp_path: Path) -> None:
                      compute_target={"partition": "debug", "time": "5"})
     run = Experiment("api", runs_dir=tmp_path / "runs").submit(est)
     status = run.wait_for_completion(show_output=False)
-    assert status["state"] == "COMPLETED" and status["backend"] == "slurm"
+    assert status.state == "COMPLETED" and status.backend == "slurm"
     assert run.run_dir.parent == (tmp_path / "runs" / "api").absolute()
-    assert Run(run.run_dir).status()["state"] == "COMPLETED"
+    assert Run(run.run_dir).status().state == "COMPLETED"
     assert json.loads((run.run_dir / "outputs" / "argv.json").read_text())["argv"] == ["--epochs", "1"]
 
 
@@ -177,6 +177,7 @@ def test_configured_submitit_executor_runs_user_functions(slurm: dict, tmp_path:
                      max_run_duration_seconds=300)
     executor = est.executor(folder=tmp_path / "submitit")
     assert type(executor).__name__ == "SlurmExecutor"
-    assert executor.parameters["partition"] == "debug" and executor.parameters["time"] == 5
+    extra = executor.parameters["additional_parameters"]
+    assert extra["partition"] == "debug" and extra["time"] == "0-00:05:00"
     job = executor.submit(_square, 7)
     assert job.result() == (49, "debug")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.plan import local_plan, sbatch_directives, slurm_plan
+from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
 from hpc_tf.render import builtin_template_dir, render_script, sbatch_quote
-from hpc_tf.spec import load_spec, validate
-from hpc_tf.targets import Target, resolve_target, search_path
-from hpc_tf.spec import SlurmOptions
+from hpc_tf.loading import load_spec, validate
+from hpc_tf.settings import Settings
+from hpc_tf.targets import Target, resolve_target
+from hpc_tf.core.spec import SlurmOptions
 
 from .conftest import HOSTILE, REPO, make_project
 
@@ -29,8 +30,8 @@ def bash_n(script: str) -> None:
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_every_example_config_validates_and_renders(config: Path) -> None:
     spec = load_spec(config)
-    target = resolve_target(spec, search_path({"HOME": "/nonexistent"}))
-    for plan in (slurm_plan(spec, target, "/usr/bin/python3", "/opt/x"), local_plan(spec, "/usr/bin/python3", "/opt/x")):
+    target = resolve_target(spec, Settings.from_env({"HOME": "/nonexistent"}).target_files)
+    for plan in (slurm_plan(spec, target.options, "/usr/bin/python3", "/opt/x"), local_plan(spec, "/usr/bin/python3", "/opt/x")):
         script = render_script(plan)
         bash_n(script)
         assert script.startswith("#!/bin/bash\n")
@@ -52,7 +53,7 @@ def test_hostile_target_values_stay_inert(tmp_path: Path, value: str) -> None:
     project = make_project(tmp_path / "p", "pass\n")
     spec = validate({"source_directory": str(project), "entry_script": "train.py", "script_params": {"--x": value}}, tmp_path)
     target = Target("t", "slurm", SlurmOptions(partition=value, account=value, additional_parameters={"comment": value}))
-    script = render_script(slurm_plan(spec, target, f"/opt/py {value}/python", f"/opt/{value}"))
+    script = render_script(slurm_plan(spec, target.options, f"/opt/py {value}/python", f"/opt/{value}"))
     bash_n(script)
     # Executed for real (every command made harmless): nothing a value holds may run.
     harmless = script.replace("exec srun", "exec true srun").replace("set -euo pipefail", "set -uo pipefail")
@@ -75,7 +76,7 @@ def test_directives_from_spec_and_target(tmp_path: Path) -> None:
                      "max_run_duration_seconds": 3725, "experiment": "exp"}, tmp_path)
     target = Target("t", "slurm", SlurmOptions(partition="gpu", time=10, cpus_per_task=4,
                                                additional_parameters={"exclusive": True, "mail_type": "END", "hold": False}))
-    directives = dict(sbatch_directives(spec, target))
+    directives = dict(sbatch_directives(spec, target.options))
     assert directives["time"] == "0-01:02:05"  # max_run_duration_seconds wins over the target's time
     assert directives["partition"] == "gpu" and directives["cpus-per-task"] == "4"
     assert directives["gpus-per-node"] == "1" and directives["exclusive"] is None

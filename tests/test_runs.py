@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import hpc_tf.backends.slurm as slurm_backend
 from hpc_tf import Experiment, TensorFlow
-from hpc_tf.runs import Run, Watcher
+from hpc_tf.follow import Run, Watcher
 
 from .conftest import CLUSTER, REPO, hpc, make_project, read_status, wait_for, write_config
 
@@ -180,10 +179,9 @@ def _watch_fifty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Watch
     runs = [exp.submit(est, backend="slurm") for _ in range(50)]
     path, log = _counting_path(tmp_path)
     monkeypatch.setenv("PATH", path)
-    monkeypatch.setattr(slurm_backend, "_accounting", None)
     watcher = Watcher(first_interval=0.5, max_interval=2.0)
     statuses = watcher.follow(runs, timeout=180)
-    assert [s["state"] for s in statuses] == ["COMPLETED"] * 50
+    assert [s.state for s in statuses] == ["COMPLETED"] * 50
     calls_while_watching = log.read_text().splitlines()
     watcher.next_query = 0
     watcher.poll(runs)  # every run is final: no query at all

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from hpc_tf.errors import ConfigError
-from hpc_tf.spec import apply_overrides, load_spec, script_argv, validate
-from hpc_tf.targets import resolve_target, search_path
+from hpc_tf.core.plan import script_argv
+from hpc_tf.loading import apply_overrides, load_spec, validate
+from hpc_tf.settings import Settings
+from hpc_tf.targets import resolve_target
 
 from .conftest import make_project, write_config
 
@@ -30,7 +32,7 @@ def problems_of(data: dict, base_dir: Path) -> list[str]:
 
 def test_defaults_follow_the_seed(project: Path) -> None:
     spec = validate(base(project), project)
-    assert (spec.node_count, spec.process_count_per_node, spec.worker_count, spec.parameter_server_count) == (1, 1, 1, 1)
+    assert (spec.node_count, spec.per_node, spec.worker_count, spec.parameter_server_count) == (1, 1, 1, 1)
     assert spec.use_gpu is False and spec.distributed_backend is None and spec.script_params == {}
     assert spec.source_directory == str(project.resolve())
 
@@ -43,7 +45,7 @@ def test_defaults_follow_the_seed(project: Path) -> None:
         ({"node_count": "two"}, "node_count", "expected an integer"),
         ({"process_count_per_node": 1000}, "process_count_per_node", "expected an integer <= 256"),
         ({"distributed_backend": "horovod"}, "distributed_backend", "valid values: null, 'mpi', 'ps', 'multiworker'"),
-        ({"distributed_backend": "ps", "node_count": 2, "worker_count": 2}, "worker_count + parameter_server_count", "needs 4 tasks (1 chief + 1 ps + 2 workers) but node_count × process_count_per_node = 2 × 1 = 2 slots: 2 missing"),
+        ({"distributed_backend": "ps", "node_count": 2, "worker_count": 2, "process_count_per_node": 1}, "worker_count + parameter_server_count", "needs 4 tasks (1 chief + 1 ps + 2 workers) but node_count × process_count_per_node = 2 × 1 = 2 slots: 2 missing"),
         ({"distributed_backend": "ps", "node_count": 3, "parameter_server_count": 0}, "parameter_server_count", "at least 1 parameter server"),
         ({"distributed_backend": "mpi", "node_count": 2, "worker_count": 2}, "worker_count", "only used with distributed_backend 'ps'"),
         ({"distributed_backend": "ps", "node_count": 3, "launcher": "mpirun"}, "launcher", "only used with distributed_backend 'mpi'"),
@@ -152,21 +154,21 @@ def test_gpus_per_node_must_cover_processes(tmp_path: Path, project: Path) -> No
     spec = validate(base(project, distributed_backend="mpi", process_count_per_node=4, use_gpu=True,
                          compute_target={"gpus_per_node": 2}), project)
     with pytest.raises(ConfigError) as info:
-        resolve_target(spec, search_path({"HOME": str(tmp_path)}))
-    assert "compute_target.gpus_per_node: 2 GPUs per node for process_count_per_node = 4" in str(info.value)
+        resolve_target(spec, Settings.from_env({"HOME": str(tmp_path)}).target_files)
+    assert "compute_target.gpus_per_node: 2 GPUs per node for 4 processes per node" in str(info.value)
 
 
 def test_named_targets_from_the_search_path(tmp_path: Path, project: Path) -> None:
     targets = tmp_path / "targets.yaml"
     targets.write_text("gpu:\n  partition: gpu\n  gpus_per_node: 4\nbroken:\n  partiton: x\n")
     env = {"HPC_TF_TARGETS": str(targets), "HOME": str(tmp_path)}
-    target = resolve_target(validate(base(project, compute_target="gpu"), project), search_path(env))
+    target = resolve_target(validate(base(project, compute_target="gpu"), project), Settings.from_env(env).target_files)
     assert (target.backend, target.options.partition, target.options.gpus_per_node) == ("slurm", "gpu", 4)
-    assert resolve_target(validate(base(project, compute_target="local"), project), search_path(env)).backend == "local"
-    assert resolve_target(validate(base(project), project), search_path(env)).backend == "auto"
+    assert resolve_target(validate(base(project, compute_target="local"), project), Settings.from_env(env).target_files).backend == "local"
+    assert resolve_target(validate(base(project), project), Settings.from_env(env).target_files).backend == "auto"
     with pytest.raises(ConfigError) as info:
-        resolve_target(validate(base(project, compute_target="nope"), project), search_path(env))
+        resolve_target(validate(base(project, compute_target="nope"), project), Settings.from_env(env).target_files)
     assert "known names: auto, broken, gpu, local" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        resolve_target(validate(base(project, compute_target="broken"), project), search_path(env))
+        resolve_target(validate(base(project, compute_target="broken"), project), Settings.from_env(env).target_files)
     assert f"{targets}: broken.partiton: unknown key; did you mean 'partition'" in str(info.value)

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from hpc_tf.explain import explain_rows
-from hpc_tf.runtime import TaskContext, TaskSetupError, job_slots, my_slot, task_environment
-from hpc_tf.spec import validate
+from hpc_tf.core.records import JobRecord
+from hpc_tf.job.context import TaskContext, TaskSetupError
+from hpc_tf.job.runtime import job_slots, my_slot, task_environment
+from hpc_tf.loading import validate
 from hpc_tf.targets import Target
-from hpc_tf.tfconfig import (Slot, bind_gpus, block_tasks_per_node, expand_port_range, job_port_base, layout, ports_for,
+from hpc_tf.core.layout import (Slot, bind_gpus, block_tasks_per_node, expand_port_range, job_port_base, layout, ports_for,
                              roles, tf_config)
 
 from .conftest import make_project
@@ -96,34 +98,43 @@ def test_block_tasks_per_node_matches_srun(ntasks: int, nodes: int, per_node: in
     assert block_tasks_per_node(ntasks, nodes, per_node) == counts
 
 
+PS_JOB = JobRecord(run_id="r", experiment="e", backend="slurm", python="python3", command=[], distributed_backend="ps",
+                   parameter_server_count=1, use_gpu=True)
 SRUN_ENV = {"SLURM_JOB_ID": "42", "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_STEP_NUM_TASKS": "4",
             "SLURM_STEP_NODELIST": "n[9-10]", "SLURM_STEP_TASKS_PER_NODE": "2(x2)", "SLURM_JOB_NODELIST": "n[9-10]",
             "CUDA_VISIBLE_DEVICES": "0,1"}
 
 
 def test_task_context_from_srun_mpirun_and_local_environments() -> None:
-    ctx = TaskContext(SRUN_ENV, "n10")
+    ctx = TaskContext.from_env(SRUN_ENV, "n10")
     assert (ctx.rank, ctx.local_rank, ctx.ntasks, ctx.nodes, ctx.tasks_per_node, ctx.job_id) == (3, 1, 4, ["n9", "n10"], [2, 2], 42)
-    mpi = TaskContext({**SRUN_ENV, "SLURM_PROCID": "0", "OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+    mpi = TaskContext.from_env({**SRUN_ENV, "SLURM_PROCID": "0", "OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
                        "OMPI_COMM_WORLD_SIZE": "6"}, "n10")
     assert (mpi.rank, mpi.local_rank, mpi.ntasks) == (5, 1, 6)
-    local = TaskContext({"HPC_TF_TASK_RANK": "2", "HPC_TF_NTASKS": "3", "HPC_TF_JOB_ID": "99"}, "laptop")
+    local = TaskContext.from_env({"HPC_TF_TASK_RANK": "2", "HPC_TF_NTASKS": "3", "HPC_TF_JOB_ID": "99"}, "laptop")
     assert (local.rank, local.nodes, local.tasks_per_node, local.job_id, local.local) == (2, ["localhost"], [3], 99, True)
 
 
+@pytest.mark.parametrize("missing", ["SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_TASKS_PER_NODE"])
+def test_task_context_names_a_missing_slurm_variable(missing: str) -> None:
+    env = {k: v for k, v in SRUN_ENV.items() if k != missing}
+    with pytest.raises(TaskSetupError, match=missing):
+        TaskContext.from_env(env, "n10")
+
+
 def test_each_task_computes_its_own_tf_config_and_checks_its_host() -> None:
-    job = {"distributed_backend": "ps", "parameter_server_count": 1, "use_gpu": True}
-    ctx = TaskContext(SRUN_ENV, "n10")
+    job = PS_JOB
+    ctx = TaskContext.from_env(SRUN_ENV, "n10")
     slots = job_slots(job, ctx)
-    slot = my_slot(job, ctx, slots)
+    slot = my_slot(ctx, slots)
     assert (slot.role, slot.index, slot.node) == ("worker", 1, "n10")
     env = task_environment(job, slots, slot, SRUN_ENV)
     assert json.loads(env["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     with pytest.raises(TaskSetupError, match="rank 3 runs on 'n9' but Slurm's block layout puts it on 'n10'"):
-        my_slot(job, TaskContext(SRUN_ENV, "n9"), slots)
+        my_slot(TaskContext.from_env(SRUN_ENV, "n9"), slots)
     with pytest.raises(TaskSetupError, match="the step has 5 tasks"):
-        my_slot(job, TaskContext({**SRUN_ENV, "SLURM_STEP_NUM_TASKS": "5"}, "n10"), slots)
+        my_slot(TaskContext.from_env({**SRUN_ENV, "SLURM_STEP_NUM_TASKS": "5"}, "n10"), slots)
 
 
 def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
@@ -133,10 +144,10 @@ def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
     rows = explain_rows(spec, Target("t", "slurm"), "n[9-10]", 42, None)
     for row in rows:
         env = {**SRUN_ENV, "SLURM_PROCID": str(row["rank"]), "SLURM_LOCALID": str(row["local_rank"])}
-        ctx = TaskContext(env, row["node"])
-        job = {"distributed_backend": "ps", "parameter_server_count": 1, "use_gpu": True}
+        ctx = TaskContext.from_env(env, row["node"])
+        job = PS_JOB
         slots = job_slots(job, ctx)
-        slot = my_slot(job, ctx, slots)
+        slot = my_slot(ctx, slots)
         computed = task_environment(job, slots, slot, env)
         assert (slot.role, slot.index, slot.port, computed["CUDA_VISIBLE_DEVICES"]) == (row["role"], row["index"], row["port"], row["gpus"])
     assert [r["runs"] for r in rows] == ["train.py", "TensorFlow server", "TensorFlow server", "TensorFlow server"]

@@ -1,32 +1,24 @@
-"""What every backend offers: submit a rendered job, report job states in one call, cancel."""
+"""What every backend offers: submit a rendered job, say what it knows of several jobs in one call, cancel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from ..core.scheduler import Answer
 from ..rundir import RunDir
-
-
-@dataclass(frozen=True)
-class JobState:
-    """A scheduler's view of one job: Slurm's state word and, once known, its exit code."""
-
-    state: str
-    exit_code: int | None = None
-    reason: str = ""
 
 
 class Backend(Protocol):
     name: str
+    queries_per_call: int  # scheduler calls one `states` call costs (0 for the local backend)
 
     def submit(self, run: RunDir, script: str) -> str:
-        """Submit the job whose files are in `run`; return its job id."""
+        """Submit the job whose files are in `run`; return its job id. Raises only hpc_tf's errors."""
         ...
 
-    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        """Current states of several jobs in one scheduler query; unknown ids are left out."""
+    def states(self, job_ids: Sequence[str]) -> dict[str, Answer]:
+        """An answer for every id asked (core.scheduler): a JobState, NotKnown (a working scheduler does not
+        know it) or NoAnswer (the scheduler did not answer: nothing may be concluded about the job)."""
         ...
 
-    def cancel(self, job_id: str) -> None:
-        ...
+    def cancel(self, job_id: str) -> None: ...

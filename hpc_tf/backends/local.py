@@ -1,9 +1,9 @@
-"""The local backend: runs the job on this machine under a small detached supervisor.
+"""The local backend: runs the job on this machine under a small detached supervisor
+(`local_supervisor`), which plays slurmctld's part for one job.
 
-The supervisor plays slurmctld's part for one job: it starts `bash job.sh` in its own
-process group, enforces max_run_duration_seconds (TIMEOUT), turns SIGTERM into a
-cancellation (CANCELLED), and writes the final state to status.json even when the job
-was killed. `python -m hpc_tf.backends.local RUN_DIR` is the supervisor.
+The supervisor leads its own session (its pid is the job id's number); every process of the job
+stays in that session, so the job can always be found and ended as a whole — also when the
+supervisor itself was killed (then `states` reports NODE_FAIL and ends what is left of the job).
 """
 
 from __future__ import annotations
@@ -12,50 +12,54 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
-from ..rundir import RunDir, utc_now
-from ..runtime import shell_exit_code
-from .base import JobState
+from ..core.scheduler import Answer, JobState
+from ..errors import SubmissionError
+from ..paths import package_root
+from ..rundir import RunDir
 
-GRACE_SECONDS = 5.0
 PREFIX = "local-"
 
 
 class LocalBackend:
     name = "local"
+    queries_per_call = 0
 
     def submit(self, run: RunDir, script: str) -> str:
-        log = open(run.logs / "supervisor.log", "ab")
-        with log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hpc_tf.backends.local", str(run.path)],
-                cwd=run.path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=_env_with_package_path(),
-            )
+        try:
+            with open(run.supervisor_log, "ab") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "hpc_tf.backends.local_supervisor", str(run.path)],
+                                        cwd=run.path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True, env=_env_with_package_path())
+        except OSError as exc:
+            raise SubmissionError(f"cannot start the local supervisor: {exc.strerror or exc}",
+                                  run_dir=str(run.path)) from None
         return f"{PREFIX}{proc.pid}"
 
-    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        """A local job whose supervisor is gone without a final status was lost (NODE_FAIL)."""
-        out = {}
+    def states(self, job_ids: Sequence[str]) -> dict[str, Answer]:
+        """RUNNING while the supervisor lives; a supervisor gone without a final status lost its job (NODE_FAIL):
+        what is left of the job is ended, so no job ever runs on behind a final state."""
+        out: dict[str, Answer] = {}
         for job_id in job_ids:
             pid = _pid(job_id)
-            if pid is not None and not _supervisor_alive(pid):
+            if pid is not None and supervisor_alive(pid):
+                out[job_id] = JobState("RUNNING")
+            else:
+                if pid is not None:
+                    end_session(pid, signal.SIGKILL)
                 out[job_id] = JobState("NODE_FAIL", None, "the local supervisor process is gone")
         return out
 
     def cancel(self, job_id: str) -> None:
         pid = _pid(job_id)
-        if pid is not None and _supervisor_alive(pid):
+        if pid is not None and supervisor_alive(pid):
             os.kill(pid, signal.SIGTERM)
 
 
 def _env_with_package_path() -> dict[str, str]:
     """Let the supervisor import this very hpc_tf, also from a source checkout."""
-    from . import package_root
-
     env = dict(os.environ)
     root = package_root()
     if root:
@@ -67,7 +71,7 @@ def _pid(job_id: str) -> int | None:
     return int(job_id[len(PREFIX):]) if job_id.startswith(PREFIX) and job_id[len(PREFIX):].isdigit() else None
 
 
-def _supervisor_alive(pid: int) -> bool:
+def supervisor_alive(pid: int) -> bool:
     """Alive and really our supervisor (pid numbers are reused); zombies count as gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -75,57 +79,36 @@ def _supervisor_alive(pid: int) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[-1].split()[0]
-    return state != "Z" and b"hpc_tf.backends.local" in cmdline
+    return state != "Z" and b"hpc_tf.backends.local_supervisor" in cmdline
 
 
-def supervise(run_dir: str) -> int:
-    """Run job.sh to its end, enforce the time limit, handle cancellation, record the final state."""
-    run = RunDir(run_dir)
-    limit = run.read_job().get("max_run_duration_seconds")
-    with open(run.logs / "local-job.out", "ab") as out:
-        proc = subprocess.Popen(["bash", str(run.script)], cwd=run.path, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    cause: list[str] = []
-
-    def cancel(_signum: int, _frame: object) -> None:
-        if not cause:
-            cause.append("CANCELLED")
-        _killpg(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, cancel)
-    signal.signal(signal.SIGINT, cancel)
-    deadline = time.monotonic() + limit if limit else None
-    returncode = _wait(proc, deadline, cause)
-    status = run.read_status()
-    state = cause[0] if cause else ("COMPLETED" if returncode == 0 else "FAILED")
-    exit_code = status.get("exit_code") if status.get("exit_code") is not None else shell_exit_code(returncode)
-    run.update_status(state=state, exit_code=exit_code, end_time=status.get("end_time") or utc_now(), final=True)
-    return 0
-
-
-def _wait(proc: subprocess.Popen, deadline: float | None, cause: list[str]) -> int:
-    killed_at = None
-    while True:
+def session_members(sid: int) -> list[int]:
+    """Processes of session `sid` (the supervisor's), found in /proc; the session outlives its leader."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            return proc.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            pass
-        now = time.monotonic()
-        if deadline is not None and now > deadline and not cause:
-            cause.append("TIMEOUT")
-            _killpg(proc.pid, signal.SIGTERM)
-        if cause and killed_at is None:
-            killed_at = now
-        if killed_at is not None and now - killed_at > GRACE_SECONDS:
-            _killpg(proc.pid, signal.SIGKILL)
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(supervise(sys.argv[1]))
+def end_session(sid: int, sig: int, spare: int | None = None) -> int:
+    """Signal every process of session `sid` but `spare`; returns how many were signalled. A session whose
+    number now leads a new session (its leader `sid` is alive and not ours) is left alone."""
+    members = session_members(sid)
+    if sid in members and sid != spare:
+        return 0  # pid reused: a live process leads this session and it is not our supervisor's job
+    count = 0
+    for pid in members:
+        if pid != spare:
+            try:
+                os.kill(pid, sig)
+                count += 1
+            except ProcessLookupError:
+                pass
+    return count

@@ -1,0 +1,134 @@
+"""The records that cross a process boundary: `job.json`, `status.json`, `tasks/rank-N.json`.
+
+Each is a msgspec Struct with a `schema` number. Readers accept older files (a missing field takes
+its default, an unknown field is ignored), so a newer hpc_tf still reads a run directory written by
+an older one; `hpc_tf.rundir` is the one module that reads and writes them. The structs are
+immutable: `status.json` changes only through the named transitions in `core.transitions`.
+
+Schema history:
+  job.json     1: the first typed record (older files have no `schema` field and read the same).
+  status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+JOB_SCHEMA = 1
+STATUS_SCHEMA = 2
+TASK_SCHEMA = 1
+
+TERMINAL_STATES = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+)
+# The verdict "the scheduler no longer knows the job and the run recorded no end": final, but revised
+# if the scheduler later answers for the job (it was judged from a view that turned out stale).
+LOST = "UNKNOWN"
+
+
+class EnvRequest(msgspec.Struct, frozen=True):
+    """What a job environment is made of (all of it goes into the environment's cache key)."""
+
+    kind: str  # "pip" | "conda"
+    packages: tuple[str, ...]
+    requirements: str = ""  # content of pip_requirements_file / conda_dependencies_file
+    base_python: str = ""
+    base_version: str = ""
+    inherit: bool = False
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    # the submitting environment's site-packages (a virtualenv's), seen by the job with `inherit`
+    inherit_paths: tuple[str, ...] = ()
+
+
+class InJobEnvironment(msgspec.Struct, frozen=True):
+    """environment_build: job — the environment the job's tasks build (or wait for) before starting."""
+
+    root: str
+    request: EnvRequest
+
+
+class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """job.json: everything the in-job runtime needs, so no value passes through the job script."""
+
+    schema: int = JOB_SCHEMA
+    run_id: str
+    experiment: str
+    backend: str
+    python: str  # the entry script's interpreter (the job environment's, or the base one)
+    command: list[str]  # the entry script's argv, relative to the snapshot
+    env: dict[str, str] = {}  # the user's environment_variables, as text
+    default_env: dict[str, str] = {}  # hpc_tf's defaults (the user's win)
+    metric_patterns: dict[str, str] = {}
+    ntasks: int = 1
+    distributed_backend: Literal["mpi", "ps", "multiworker"] | None = None
+    parameter_server_count: int = 0
+    ps_mode: Literal["managed", "script"] = "managed"
+    evaluator: bool = False
+    use_gpu: bool = False
+    max_run_duration_seconds: int | None = None
+    environment: InJobEnvironment | None = None
+    requeue: bool = False
+
+
+class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """The task that failed first; tasks killed because of it never overwrite it."""
+
+    rank: int
+    role: str
+    index: int
+    host: str
+    exit_code: int
+    time: str
+    note: str = ""
+
+
+class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """status.json: what happened to the run, in Slurm's state words.
+
+    `final` is set once the scheduler (or the local supervisor) confirmed the end; `exit_code` and
+    `end_time` may be known before (the job's lead task records them). A scheduler that does not
+    answer never changes the state: it sets `scheduler_unreachable_since` until it answers again.
+    """
+
+    schema: int = STATUS_SCHEMA
+    run_id: str = ""
+    experiment: str = ""
+    backend: str = ""
+    state: str = "PENDING"
+    final: bool = False
+    job_id: str | None = None
+    exit_code: int | None = None
+    nodes: list[str] = []
+    submit_time: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    signals: list[str] = []
+    first_failure: FirstFailure | None = None
+    reason: str = ""
+    note: str = ""
+    message: str = ""
+    restarts: int = 0
+    scheduler_unreachable_since: str | None = None
+    scheduler_error: str = ""
+
+
+class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """tasks/rank-N.json: where one task ran, as what, and how it ended."""
+
+    schema: int = TASK_SCHEMA
+    rank: int
+    role: str
+    index: int
+    host: str
+    port: int | None = None
+    local_rank: int = 0
+    cuda_visible_devices: str | None = None
+    start_time: str | None = None
+    pid: int | None = None
+    child_pid: int | None = None
+    end_time: str | None = None
+    exit_code: int | None = None
+    stopped_after_chief: bool = False

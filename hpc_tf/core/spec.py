@@ -1,0 +1,128 @@
+"""The estimator config's schema: `EstimatorSpec` and `SlurmOptions`, with the derived counts.
+
+The only module that knows the config's shape. Validation rules are in `validation`, loading
+(YAML, `--set`, files on disk) in `hpc_tf.loading`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import Meta
+
+
+Scalar = Union[str, int, float, bool]
+ParamValue = Union[Scalar, None, list[Scalar]]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Slurm --time forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
+SLURM_TIME_RE = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|UNLIMITED|INFINITE)$")
+SLURM_MEM_RE = re.compile(r"^\d+[KMGT]?B?$", re.I)
+SBATCH_OPTION_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+DISTRIBUTED_BACKENDS = ("mpi", "ps", "multiworker")
+# Options hpc_tf sets itself; a target that sets them through additional_parameters would
+# silently change the job's layout or break the run directory.
+RESERVED_SBATCH_OPTIONS = frozenset(
+    {"nodes", "ntasks", "ntasks-per-node", "output", "error", "chdir", "job-name", "array", "wrap", "parsable"}
+)
+MODULE_RE = re.compile(r"^[A-Za-z0-9._+/-]+$")
+CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
+
+
+class SlurmOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Slurm options of a compute target, with Slurm's own option names in snake_case."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | Annotated[int, Meta(ge=1)] | None = None
+    cpus_per_task: Annotated[int, Meta(ge=1, le=4096)] | None = None
+    mem: str | None = None
+    gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    reservation: str | None = None
+    additional_parameters: dict[str, Any] = {}
+
+
+class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A TensorFlow training job, with the Azure ML estimator's parameter names and defaults."""
+
+    source_directory: str
+    entry_script: str
+    experiment: str = "default"
+    script_params: dict[str, Any] = {}
+    compute_target: Union[str, dict[str, Any], None] = None
+    conda_packages: list[str] = []
+    pip_packages: list[str] = []
+    pip_requirements_file: str | None = None
+    conda_dependencies_file: str | None = None
+    # hpc_tf's own environment keys (see README "Environments")
+    modules: list[str] = []
+    setup: list[str] = []
+    python: str | None = None
+    inherit_base_packages: bool = False
+    environment_build: Literal["submit", "job"] = "submit"
+    pip_find_links: list[str] = []
+    pip_no_index: bool = False
+    # metrics scraped from rank 0's stdout: name → regular expression with one group (the value)
+    metric_patterns: dict[str, str] = {}
+    use_gpu: bool = False
+    node_count: Annotated[int, Meta(ge=1, le=4096)] = 1
+    process_count_per_node: Annotated[int, Meta(ge=1, le=256)] | None = None  # None: 1, or spread for 'ps'
+    distributed_backend: Literal["mpi", "ps", "multiworker"] | None = None
+    worker_count: Annotated[int, Meta(ge=1, le=4096)] = 1
+    parameter_server_count: Annotated[int, Meta(ge=0, le=1024)] = 1
+    environment_variables: dict[str, Any] = {}
+    max_run_duration_seconds: Annotated[int, Meta(ge=1)] | None = None
+    # hpc_tf's own keys for distributed training (the estimator has no equivalent)
+    launcher: Literal["srun", "mpirun"] = "srun"
+    mpi_plugin: str = "pmix"
+    launcher_args: list[str] = []
+    ps_mode: Literal["managed", "script"] = "managed"
+    evaluator: bool = False
+
+    @property
+    def ntasks(self) -> int:
+        """How many tasks the job starts: one per role for 'ps', one per slot otherwise."""
+        if self.distributed_backend == "ps":
+            return 1 + self.parameter_server_count + self.worker_count + int(self.evaluator)
+        return self.node_count * self.per_node
+
+    @property
+    def per_node(self) -> int:
+        """Processes per node (process_count_per_node, default 1)."""
+        return self.process_count_per_node or 1
+
+    @property
+    def most_tasks_per_node(self) -> int:
+        """The most tasks one node runs (spread tasks fill the first nodes first)."""
+        return -(-self.ntasks // self.node_count) if self.spread_tasks else self.per_node
+
+    @property
+    def spread_tasks(self) -> bool:
+        """'ps' without process_count_per_node: the job asks Slurm for its tasks (one per role) spread over
+        node_count nodes, as Azure ML does with the seed's `node_count=2, worker_count=2, ...`."""
+        return self.distributed_backend == "ps" and self.process_count_per_node is None
+
+    @property
+    def environment_kind(self) -> str | None:
+        """'pip' or 'conda' when the job asks for packages, None when it runs the base interpreter."""
+        if self.conda_packages or self.conda_dependencies_file:
+            return "conda"
+        if self.pip_packages or self.pip_requirements_file:
+            return "pip"
+        return None
+
+    @property
+    def roles_text(self) -> str:
+        text = f"1 chief + {self.parameter_server_count} ps + {self.worker_count} workers"
+        return text + (" + 1 evaluator" if self.evaluator else "")
+
+    @property
+    def slot_count(self) -> int:
+        """node_count × process_count_per_node: the tasks Slurm is asked to make room for."""
+        return self.node_count * self.per_node

@@ -1,0 +1,204 @@
+"""One task of a job: set it up (role, TF_CONFIG, GPUs, packages), run it, record what happened.
+
+Given to the entry script, besides environment_variables: HPC_TF_RUN_DIR, HPC_TF_RUN_ID,
+HPC_TF_OUTPUTS_DIR, HPC_TF_RANK, HPC_TF_TENSORBOARD_DIR, and TF_CONFIG / CUDA_VISIBLE_DEVICES where
+they apply. 'mpi' ranks `exec` the entry script: the rank is the MPI process itself. The lifecycle
+of the other distributed jobs is decided in `core.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import msgspec
+
+from ..core import transitions
+from ..core.layout import Slot, bind_gpus, layout, tf_config
+from ..core.lifecycle import task_end
+from ..core.plan import managed_server, required_packages
+from ..core.records import FirstFailure, JobRecord, TaskRecord
+from ..errors import HpcTfError
+from ..interpreters import missing_text
+from ..rundir import RunDir, utc_now, write_atomic
+from .context import TaskContext, TaskSetupError
+from .supervise import become, supervise
+
+TFSERVER = Path(__file__).with_name("tfserver.py")
+
+
+def job_slots(job: JobRecord, ctx: TaskContext) -> list[Slot]:
+    """Every task's slot, as this task sees the step (each task derives the same list)."""
+    if job.distributed_backend in (None, "mpi"):
+        return []
+    return layout(job.distributed_backend, ctx.nodes, ctx.tasks_per_node, job.parameter_server_count, ctx.job_id,
+                  ctx.resv_ports, job.evaluator)
+
+
+def my_slot(ctx: TaskContext, slots: list[Slot]) -> Slot:
+    """This task's slot; checks that the launcher put it where the layout says and that its port is free."""
+    if not slots:  # one process, or an MPI rank: no TF cluster to place
+        return Slot(ctx.rank, ctx.hostname, ctx.local_rank, "worker", ctx.rank)
+    if len(slots) != ctx.ntasks or ctx.rank >= len(slots):
+        raise TaskSetupError(f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
+                             f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?")
+    slot = slots[ctx.rank]
+    if not ctx.local and not _same_host(ctx.hostname, slot.node):
+        raise TaskSetupError(f"rank {ctx.rank} runs on {ctx.hostname!r} but Slurm's block layout puts it on "
+                             f"{slot.node!r}: TF_CONFIG would be wrong (was --distribution changed?)")
+    if slot.port is not None and not port_is_free(slot.port):
+        raise TaskSetupError(f"port {slot.port} (rank {slot.rank}, {slot.role} {slot.index}) is already in use on "
+                             f"{ctx.hostname}: another program holds this job's port block; resubmit, or ask the site "
+                             f"to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)")
+    return slot
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a TCP port can be bound on all interfaces here (TIME_WAIT leftovers don't count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def _same_host(hostname: str, node: str) -> bool:
+    return hostname == node or hostname.split(".")[0] == node.split(".")[0]
+
+
+def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
+    """What this task adds to the entry script's environment: TF_CONFIG and GPU binding."""
+    out: dict[str, str] = {}
+    if slots:
+        out["TF_CONFIG"] = json.dumps(tf_config(slots, slot.rank))
+    try:
+        gpus = bind_gpus(env.get("CUDA_VISIBLE_DEVICES"), slot, job.use_gpu)
+    except ValueError as exc:
+        raise TaskSetupError(str(exc)) from None
+    if gpus is not None:
+        out["CUDA_VISIBLE_DEVICES"] = gpus
+    return out
+
+
+def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank: int) -> dict[str, str]:
+    """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
+    out = {**env, **job.default_env, **job.env}
+    out.update(HPC_TF_RUN_DIR=str(run.path), HPC_TF_RUN_ID=run.run_id, HPC_TF_OUTPUTS_DIR=str(run.rank_outputs(rank)),
+               HPC_TF_RANK=str(rank), HPC_TF_TENSORBOARD_DIR=str(run.tensorboard), PYTHONUNBUFFERED="1")
+    return out
+
+
+def task_argv(job: JobRecord, slot: Slot) -> list[str]:
+    """The job's interpreter runs either the entry script or hpc_tf's TensorFlow server (a plain script
+    file, so an environment without hpc_tf in it can run it)."""
+    if managed_server(job, slot):
+        return [job.python or sys.executable, "-u", str(TFSERVER)]
+    return list(job.command)
+
+
+def check_packages(job: JobRecord, env: Mapping[str, str]) -> None:
+    """A distributed job without TensorFlow (or Horovod for 'mpi') fails here, saying how to install it."""
+    try:
+        missing = missing_text(job.python or sys.executable, required_packages(job.distributed_backend, env))
+    except HpcTfError as exc:
+        raise TaskSetupError(str(exc)) from None
+    if missing:
+        raise TaskSetupError(missing)
+
+
+def run_task(run_dir: str | Path) -> int:
+    """Run this task's share of the job in the snapshot; return its exit code."""
+    run = RunDir(run_dir)
+    job = run.read_job()
+    hostname = socket.gethostname()
+    try:
+        ctx = TaskContext.from_env(os.environ, hostname)
+    except TaskSetupError as exc:
+        return _setup_failed(run, None, hostname, str(exc))
+    if ctx.rank == 0:
+        run.transition(lambda s: transitions.started(s, utc_now(), ctx.job_nodes, ctx.restart_count))
+    try:
+        if job.environment is not None:
+            _environment_in_job(run, job, ctx)
+        slots = job_slots(job, ctx)
+        slot = my_slot(ctx, slots)
+        env = child_environment(os.environ, job, run, ctx.rank)
+        env.update(task_environment(job, slots, slot, env))
+        check_packages(job, env)
+    except TaskSetupError as exc:
+        return _setup_failed(run, ctx, hostname, str(exc))
+    record = TaskRecord(rank=slot.rank, role=slot.role, index=slot.index, host=ctx.hostname, port=slot.port,
+                        local_rank=slot.local_rank, cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
+                        start_time=utc_now(), pid=os.getpid())
+    run.write_task(record)
+    if job.distributed_backend == "mpi":
+        become(run, slot.rank, task_argv(job, slot), env)
+
+    def started(pid: int) -> None:
+        run.write_task(msgspec.structs.replace(record, child_pid=pid))
+
+    watch_lead = slot.rank != 0 and job.distributed_backend in ("ps", "multiworker")
+    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, watch_lead, started)
+    run.write_task(msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped,
+                                           child_pid=None))
+    return _record_end(run, job, slot, ctx, code, stopped, signals)
+
+
+def _record_end(run: RunDir, job: JobRecord, slot: Slot, ctx: TaskContext, code: int, stopped: bool,
+                signals: list[str]) -> int:
+    """Record what the task's end means (core.lifecycle); return the task's exit code for the launcher."""
+    end = task_end(slot.rank, job.distributed_backend, managed_server(job, slot), code, stopped, signals)
+    if end.signal_lead_exit:
+        run.tasks_dir.mkdir(exist_ok=True)
+        write_atomic(run.lead_exit, f"{code}\n")
+    if end.lead:
+        # The state stays RUNNING until the scheduler (or the local supervisor) confirms the end:
+        # status.json never shows a COMPLETED that Slurm could still turn into FAILED or TIMEOUT.
+        run.transition(lambda s: transitions.lead_exited(s, code, utc_now(), signals))
+    if end.first_failure:
+        _first_failure(run, slot.rank, slot.role, slot.index, ctx.hostname, end.exit_code, end.note)
+    return end.exit_code
+
+
+def _first_failure(run: RunDir, rank: int, role: str, index: int, host: str, code: int, note: str = "") -> None:
+    failure = FirstFailure(rank=rank, role=role, index=index, host=host, exit_code=code, time=utc_now(), note=note)
+    run.transition(lambda s: transitions.failed_first(s, failure))
+
+
+def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
+    """environment_build: job — every task asks for the environment; the first builds it under the
+    cache's lock, the others wait for it and reuse it."""
+    from ..environments import EnvBuildError, ensure
+
+    assert job.environment is not None
+    try:
+        record = ensure(Path(job.environment.root), job.environment.request)
+    except EnvBuildError as exc:
+        raise TaskSetupError(str(exc)) from None
+    if ctx.rank == 0:
+        write_atomic(run.environment_json, json.dumps(record, indent=2) + "\n")
+
+
+def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: str) -> int:
+    rank = ctx.rank if ctx is not None else int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+    run.logs.mkdir(exist_ok=True)
+    with open(run.rank_err(rank), "a", encoding="utf-8") as err:
+        err.write(f"hpc_tf: task {rank} cannot start: {message}\n")
+    _first_failure(run, rank, "task", rank, hostname, 2, message)
+    if rank == 0:
+        run.transition(lambda s: transitions.setup_failed(s, message, utc_now()))
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m hpc_tf.job RUN_DIR", file=sys.stderr)
+        return 2
+    return run_task(Path(args[0]).absolute())

@@ -1,0 +1,92 @@
+"""Running the entry script as a child: working directories, log files, signals, stopping, exec."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..interpreters import shell_exit_code
+from ..rundir import RunDir
+
+STOP_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.25
+
+
+def working_dir(run: RunDir, rank: int) -> Path:
+    """Rank 0 runs in the snapshot (its ./outputs links to the run's outputs/). Other ranks run in
+    `work/rank-N/`: links to every entry of the snapshot, and an ./outputs of their own, so ranks
+    that write the same file names don't overwrite each other's."""
+    if rank == 0:
+        return run.snapshot
+    work = run.work_dir(rank)
+    if not work.is_dir():
+        tmp = work.with_name(f".{work.name}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for entry in run.snapshot.iterdir():
+            if entry.name != "outputs" and not (tmp / entry.name).exists():
+                (tmp / entry.name).symlink_to(entry)
+        outputs = run.rank_outputs(rank)
+        outputs.mkdir(parents=True, exist_ok=True)
+        if not (tmp / "outputs").exists():
+            (tmp / "outputs").symlink_to(outputs)
+        os.replace(tmp, work)
+    return work
+
+
+def supervise(run: RunDir, rank: int, command: list[str], env: dict[str, str], watch_lead: bool,
+              started: Callable[[int], None]) -> tuple[int, bool, list[str]]:
+    """Run the task's process to its end; with `watch_lead`, stop it once the lead (rank 0) has ended.
+
+    Returns (exit code as a shell reports it, stopped after the lead, signals the runtime received)."""
+    received: list[str] = []
+
+    def note_signal(signum: int, _frame: object) -> None:
+        # The scheduler signals the whole process group, so the child gets it too; the runtime
+        # only records it and stays alive to write the final status.
+        received.append(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, note_signal)
+    with open(run.rank_out(rank), "ab") as out, open(run.rank_err(rank), "ab") as err:
+        try:
+            proc = subprocess.Popen(command, cwd=working_dir(run, rank), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, env=env)
+        except OSError as exc:
+            err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())
+            return 127, False, received
+        started(proc.pid)
+        stopped = False
+        while True:
+            try:
+                returncode = proc.wait(timeout=POLL_SECONDS if watch_lead else None)
+                break
+            except subprocess.TimeoutExpired:
+                if not stopped and run.lead_exit.exists():
+                    stopped = True
+                    stop(proc)
+    return shell_exit_code(returncode), stopped, received
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def become(run: RunDir, rank: int, command: list[str], env: dict[str, str]) -> None:
+    """Become the entry script (MPI ranks): its stdout/stderr go to the rank's log files."""
+    out = os.open(run.rank_out(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = os.open(run.rank_err(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.chdir(working_dir(run, rank))
+    os.execve(command[0], command, env)

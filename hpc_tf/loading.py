@@ -1,0 +1,156 @@
+"""Loading a config: YAML files, `--set` overrides, the checks that look at the filesystem, and the
+one `validate` that returns a fully checked `EstimatorSpec` or raises one `ConfigError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import msgspec
+
+from .core.spec import EstimatorSpec, SlurmOptions
+from .core.validation import check_layout, convert, dedupe, unsafe_strings
+from .errors import ConfigError, Problem
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a mapping; a syntax error becomes a ConfigError."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem("", f"config file not found: {path}")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read config file {path}: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"not valid YAML: {exc}", source=str(path))]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("", "expected a mapping of config keys at the top level", data, source=str(path))])
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str = "--set") -> dict[str, Any]:
+    """Apply `KEY=VALUE` overrides (dotted keys, YAML values) to a copy of a raw config mapping."""
+    import copy
+
+    import yaml
+
+    data = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            problems.append(Problem(key or item, "expected KEY=VALUE (for example node_count=2)", item, source=source))
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        parts = key.split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                problems.append(Problem(".".join(parts[: depth + 1]), "is not a mapping, cannot set a key inside it", child, source=source))
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None = None) -> EstimatorSpec:
+    """Validate a raw config mapping; return the spec with an absolute source_directory.
+
+    Every problem is collected (unsafe characters, schema, files, compute target, unsupported
+    features) and raised together as one ConfigError, even when the schema itself failed.
+    """
+    problems = list(unsafe_strings(data, "", source))
+    spec, more = convert(EstimatorSpec, data, source)
+    problems += more
+    source_dir, more = _check_files(data, Path(base_dir), source)
+    problems += more
+    if isinstance(data.get("compute_target"), dict):
+        problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
+    if spec is not None:
+        problems += _check_environment(spec, data, Path(base_dir), source) + check_layout(spec, data, source)
+
+    if problems:
+        raise ConfigError(dedupe(problems))
+    assert spec is not None and source_dir is not None
+    paths = {key: str(resolve_path(getattr(spec, key), Path(base_dir))) for key in ("pip_requirements_file", "conda_dependencies_file")
+             if getattr(spec, key)}
+    return msgspec.structs.replace(spec, source_directory=str(source_dir), **paths)
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
+    """Load, override and validate a YAML config; relative paths are relative to the file."""
+    path = Path(path)
+    data = apply_overrides(load_yaml(path), overrides) if overrides else load_yaml(path)
+    return validate(data, path.resolve().parent, str(path))
+
+
+
+def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) -> tuple[Path | None, list[Problem]]:
+    """source_directory must exist; entry_script must be a file inside it."""
+    raw = data.get("source_directory")
+    if not isinstance(raw, str) or not raw:
+        return None, []
+    src = Path(raw).expanduser()
+    src = (src if src.is_absolute() else base_dir / src).resolve()
+    if not src.is_dir():
+        return src, [Problem("source_directory", f"directory not found: {src}", raw, source=source)]
+    entry = data.get("entry_script")
+    return src, (_check_entry_script(entry, src, source) if isinstance(entry, str) and entry else [])
+
+
+def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Problem]:
+    path = Path(entry)
+    if path.is_absolute():
+        return [Problem("entry_script", "must be a path relative to source_directory", entry, source=source)]
+    full = (src / path).resolve()
+    if src != full and src not in full.parents:
+        return [Problem("entry_script", f"must stay inside source_directory ({src})", entry, source=source)]
+    if not full.is_file():
+        return [Problem("entry_script", f"file not found in source_directory ({src})", entry, source=source)]
+    return []
+
+
+def _check_environment(spec: EstimatorSpec, given: Mapping[str, Any], base_dir: Path, source: str | None) -> list[Problem]:
+    """Environment keys: one kind of package manager per job, files that exist, a base interpreter."""
+    problems = []
+    pip = spec.pip_packages or spec.pip_requirements_file
+    conda = spec.conda_packages or spec.conda_dependencies_file
+    if pip and conda:
+        problems.append(Problem("pip_packages + conda_packages", "use one package manager per job: put pip packages in conda_dependencies_file's `pip:` section, or use only pip", source=source))
+    for key in ("pip_requirements_file", "conda_dependencies_file"):
+        value = getattr(spec, key)
+        if value and not resolve_path(value, base_dir).is_file():
+            problems.append(Problem(key, f"file not found: {resolve_path(value, base_dir)}", value, source=source))
+    if spec.python and not (shutil.which(spec.python) or resolve_path(spec.python, base_dir).is_file()):
+        problems.append(Problem("python", "interpreter not found (a path, or a command on PATH)", spec.python, source=source))
+    for key in ("inherit_base_packages", "pip_find_links", "pip_no_index", "environment_build"):
+        if key in given and not (pip or conda):
+            problems.append(Problem(key, "only used with pip_packages, pip_requirements_file, conda_packages or conda_dependencies_file", getattr(spec, key), source=source))
+    if spec.pip_no_index and not spec.pip_find_links:
+        problems.append(Problem("pip_no_index", "with no index, pip needs a wheelhouse: set pip_find_links", True, source=source))
+    return problems
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    """A path from the config: absolute, or relative to the config file's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+

@@ -1,0 +1,180 @@
+"""Submitting a job: `prepare` (resolve the target, choose the backend, render: nothing written) and
+`submit` (one transaction: once the run directory is claimed, any failure ends the run FAILED with
+the message, and `runs` lists it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from .backends import choose_backend, get_backend
+from .core import transitions
+from .core.plan import default_environment, job_record, local_plan, required_packages, slurm_plan, user_environment
+from .core.records import EnvRequest, InJobEnvironment, JobRecord
+from .core.spec import EstimatorSpec
+from .errors import ConfigError, HpcTfError, Problem, SubmissionError
+from .interpreters import is_this_interpreter, missing_text
+from .paths import package_root
+from .render import render_script
+from .rundir import SECRET_MODE, RunDir, utc_now, write_atomic
+from .settings import Settings
+from .targets import Target, resolve_target
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job ready to go: validated spec, target, chosen backend (and why) and the exact script text."""
+
+    spec: EstimatorSpec
+    target: Target
+    backend: str
+    backend_reason: str
+    script: str
+
+
+def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", probe: bool = True) -> Submission:
+    """Resolve the target, choose the backend and render the script: no disk writes, no submission.
+
+    With `probe=False` (`render`), `auto` and `slurm` render the Slurm script without asking a cluster."""
+    target = resolve_target(spec, settings.target_files)
+    chosen, why = choose_backend(backend, target.backend, settings, probe)
+    root = package_root()
+    as_root = os.geteuid() == 0
+    if chosen == "slurm":
+        script_plan = slurm_plan(spec, target.options, sys.executable, root, as_root)
+    else:
+        script_plan = local_plan(spec, sys.executable, root, as_root)
+    script = render_script(script_plan, settings.template_dir, str(settings.template_cache))
+    return Submission(spec, target, chosen, why, script)
+
+
+def submit(sub: Submission, settings: Settings) -> RunDir:
+    """Snapshot, write the run directory, submit. Validation already happened in `prepare`."""
+    from .snapshot import plan_snapshot
+
+    spec = sub.spec
+    runs_dir = settings.runs_dir.absolute()
+    snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(settings.snapshot_max_mb * 2**20))
+    python, request = job_interpreter(spec, settings)
+    env_record = None
+    if request is not None and spec.environment_build == "submit":
+        from .environments import ensure
+
+        env_record = ensure(settings.env_cache, request, tool=settings.env_tool)
+    if request is None or env_record is not None:
+        _check_job_packages(spec, python)
+    in_job = None if request is None or env_record is not None else InJobEnvironment(str(settings.env_cache), request)
+    try:
+        run = RunDir.create(runs_dir, spec.experiment)
+        run.transition(lambda _: transitions.submitted(run.run_id, spec.experiment, sub.backend, utc_now()))
+    except OSError as exc:
+        raise SubmissionError(f"cannot create a run directory under {runs_dir}: {exc.strerror or exc}") from None
+    try:
+        _write_run(run, sub, snap, job_record(spec, run.run_id, sub.backend, python, in_job), env_record)
+        job_id = get_backend(sub.backend, settings).submit(run, sub.script)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, HpcTfError) else f"{type(exc).__name__}: {exc}"
+        _fail(run, message)
+        if isinstance(exc, HpcTfError):
+            raise
+        if isinstance(exc, OSError):
+            raise SubmissionError(f"submission failed: {exc.strerror or exc}", run_dir=str(run.path)) from None
+        raise
+    run.transition(lambda s: transitions.queued(s, job_id))
+    return run
+
+
+def _fail(run: RunDir, message: str) -> None:
+    """Record a failed submission; a run directory that cannot even take that is left as it is."""
+    try:
+        run.transition(lambda s: transitions.submit_failed(s, message, utc_now()))
+    except (OSError, HpcTfError):
+        pass
+
+
+def _write_run(run: RunDir, sub: Submission, snap: object, job: JobRecord, env_record: dict[str, object] | None) -> None:
+    """Every file of the run directory the job needs, before anything is queued."""
+    import yaml
+
+    from .snapshot import copy_snapshot
+
+    for folder in (run.logs, run.outputs):
+        folder.mkdir()
+    copy_snapshot(snap, run.snapshot)  # type: ignore[arg-type]
+    outputs_link = run.snapshot / "outputs"
+    if outputs_link.exists() or outputs_link.is_symlink():
+        raise SubmissionError(f"source_directory has an entry named 'outputs' ({outputs_link.name}): it is where "
+                              "the job's ./outputs goes; rename it or list it in .hpctfignore")
+    outputs_link.symlink_to(Path("..") / "outputs")
+    resolved = msgspec.to_builtins(sub.spec)
+    resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
+                            "target_options": msgspec.to_builtins(sub.target.options)}
+    write_atomic(run.config_yaml, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), SECRET_MODE)
+    run.write_job(job)
+    if env_record is not None:
+        write_atomic(run.environment_json, msgspec.json.format(msgspec.json.encode(env_record), indent=2) + b"\n")
+    write_atomic(run.script, sub.script)
+
+
+def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRequest | None]:
+    """The entry script's interpreter, and the environment to build for it (None: the base itself).
+
+    The environment's interpreter path is known from its key before it is built."""
+    from .environments import conda_missing_message, conda_tool, env_key, env_python, normalise_requirement
+
+    base = spec.python or sys.executable
+    base = shutil.which(base) or base
+    kind = spec.environment_kind
+    if kind is None:
+        return base, None
+    if kind == "conda" and conda_tool() is None:
+        raise ConfigError([Problem("conda_packages", conda_missing_message(), spec.conda_packages)])
+    files = spec.pip_requirements_file or spec.conda_dependencies_file
+    request = EnvRequest(
+        kind=kind,
+        packages=tuple(normalise_requirement(p) for p in spec.pip_packages) if kind == "pip" else tuple(spec.conda_packages),
+        requirements=Path(files).read_text() if files else "",
+        base_python=os.path.realpath(base), base_version=_python_version(base), inherit=spec.inherit_base_packages,
+        find_links=tuple(spec.pip_find_links), no_index=spec.pip_no_index,
+        inherit_paths=_site_packages(base) if spec.inherit_base_packages else ())
+    return str(env_python(settings.env_cache, env_key(request))), request
+
+
+def _site_packages(python: str) -> tuple[str, ...]:
+    """The submitting environment's own site-packages (a virtualenv's, a conda env's), when `python` runs
+    in one: what `inherit_base_packages` must show the job besides the base interpreter's packages."""
+    if not is_this_interpreter(python) or sys.prefix == sys.base_prefix:
+        return ()
+    import site
+
+    return tuple(p for p in site.getsitepackages() if Path(p).is_dir())
+
+
+def _python_version(python: str) -> str:
+    if is_this_interpreter(python):
+        return sys.version
+    proc = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConfigError([Problem("python", f"cannot run it: {proc.stderr.strip()[-300:]}", python)])
+    return proc.stdout.strip()
+
+
+def _check_job_packages(spec: EstimatorSpec, python: str) -> None:
+    """A missing TensorFlow/Horovod in the job's interpreter fails here, before anything is queued.
+
+    Only looks the packages up (importlib.util.find_spec); nothing imports TensorFlow here."""
+    env = {**default_environment(spec), **user_environment(spec)}
+    try:
+        missing = missing_text(python, required_packages(spec.distributed_backend, env))
+    except HpcTfError as exc:
+        missing = str(exc)
+    if missing:
+        raise ConfigError([Problem("distributed_backend", f"the job's Python cannot run it: {missing}",
+                                   spec.distributed_backend)])

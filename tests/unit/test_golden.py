@@ -1,0 +1,93 @@
+"""Golden job scripts: every example config, rendered for each backend, must match tests/golden/ byte for byte.
+
+A job script is what users submit and read: any change to it (a directive, a quote, the launch line)
+should be a visible diff in review, not a side effect. After an intended change, update the files and
+review the diff:
+
+    pytest tests/unit/test_golden.py --update-golden
+    HPC_TF_UPDATE_GOLDEN=1 pytest tests          # where tests/unit/conftest.py is not loaded at start-up
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import pytest
+
+from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan, slurm_plan
+from hpc_tf.loading import load_spec
+from hpc_tf.render import render_script
+from hpc_tf.targets import resolve_target
+
+REPO = Path(__file__).resolve().parent.parent.parent
+GOLDEN = REPO / "tests" / "golden"
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+BACKENDS = ("slurm", "local")
+# Fixed inputs, so that the scripts depend on the configs and the code only (not on who renders where).
+PYTHON = "/usr/bin/python3"
+PACKAGE_ROOT = ""
+AS_ROOT = False
+
+CASES = [(config, backend) for config in CONFIGS for backend in BACKENDS]
+IDS = [f"{config.stem}.{backend}" for config, backend in CASES]
+
+
+def plan_for(config: Path, backend: str) -> ScriptPlan:
+    spec = load_spec(config)
+    if backend == "slurm":
+        return slurm_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
+    return local_plan(spec, PYTHON, PACKAGE_ROOT, AS_ROOT)
+
+
+def rendered(config: Path, backend: str) -> str:
+    return render_script(plan_for(config, backend), site_dir=None, cache_dir=None)
+
+
+def golden_path(config: Path, backend: str) -> Path:
+    return GOLDEN / f"{config.stem}.{backend}.sh"
+
+
+@pytest.mark.parametrize(("config", "backend"), CASES, ids=IDS)
+def test_script_matches_golden(config: Path, backend: str, update_golden: bool) -> None:
+    text = rendered(config, backend)
+    path = golden_path(config, backend)
+    if update_golden:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"{path.name} is missing: run `pytest tests/unit/test_golden.py --update-golden`"
+    expected = path.read_text(encoding="utf-8")
+    diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "rendered"))
+    assert text == expected, f"the {backend} script of {config.name} changed (update with --update-golden):\n{diff}"
+
+
+def test_no_stale_golden_files() -> None:
+    """A golden file whose config was removed or renamed would never be checked again."""
+    expected = {golden_path(config, backend).name for config, backend in CASES}
+    present = {p.name for p in GOLDEN.glob("*.sh")} if GOLDEN.is_dir() else set()
+    assert present - expected == set(), "golden files without a config: delete them"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_slurm_golden_shape(config: Path) -> None:
+    """What every Slurm script must be, whatever the config: a bash script, an #SBATCH header, then the
+    launcher exec'd (signals reach it) with hpc_tf's in-job entry run in the run directory."""
+    text = golden_path(config, "slurm").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    header = [line for line in lines if line.startswith("#SBATCH ")]
+    assert header and "#SBATCH --output=logs/slurm-%j.out" in header
+    assert lines.index(header[-1]) < min(i for i, line in enumerate(lines) if not line.startswith("#"))
+    execs = [line for line in lines if line.startswith("exec ")]
+    assert len(execs) == 1 and lines[-1] == execs[0]
+    assert re.fullmatch(rf"exec (srun|mpirun) .* {re.escape(PYTHON)} -u -m {re.escape(JOB_MODULE)} \.", execs[0])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_local_golden_shape(config: Path) -> None:
+    text = golden_path(config, "local").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    assert not any(line.startswith("#SBATCH") for line in lines)
+    assert lines[-1].startswith(f"exec {PYTHON} -u -m ") or lines[-1].startswith("exec mpirun ")
