@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._version import __version__
+
 __all__ = ["TensorFlow", "Experiment", "Run", "log", "__version__"]
 
 

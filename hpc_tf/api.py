@@ -40,7 +40,9 @@ class TensorFlow:
         return est
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = (), settings: Settings | None = None) -> "TensorFlow":
+    def from_yaml(
+        cls, path: str | Path, overrides: Sequence[str] = (), settings: Settings | None = None
+    ) -> "TensorFlow":
         return cls.from_spec(load_spec(path, overrides), settings)
 
     def target(self) -> Target:
@@ -62,8 +64,9 @@ class Experiment:
 
     def __init__(self, name: str, runs_dir: str | Path | None = None) -> None:
         if not NAME_RE.match(name):
-            raise ConfigError([Problem("experiment", "expected letters, digits, '.', '_' and '-'", name,
-                                       source="Experiment(...)")])
+            raise ConfigError(
+                [Problem("experiment", "expected letters, digits, '.', '_' and '-'", name, source="Experiment(...)")]
+            )
         self.name = name
         self.settings = Settings.from_env(runs_dir=runs_dir)
         self.runs_dir = self.settings.runs_dir

@@ -26,7 +26,7 @@ import msgspec
 from .core.records import EnvRequest
 from .errors import HpcTfError
 
-__all__ = ["EnvBuildError", "EnvRequest", "ensure", "env_key", "env_python", "list_envs", "prune"]
+__all__ = ["COMPLETE", "EnvBuildError", "EnvRequest", "ensure", "env_key", "env_python"]
 
 COMPLETE = ".hpc_tf-env.json"
 CONDA_TOOLS = ("micromamba", "mamba", "conda")
@@ -53,8 +53,13 @@ def env_key(request: EnvRequest) -> str:
     """The cache key: equal requests (up to package order and spelling) share an environment."""
     data = msgspec.to_builtins(request)
     data["packages"] = sorted(data["packages"])
-    data["requirements"] = "\n".join(sorted(line.strip() for line in request.requirements.splitlines()
-                                            if line.strip() and not line.strip().startswith("#")))
+    data["requirements"] = "\n".join(
+        sorted(
+            line.strip()
+            for line in request.requirements.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        )
+    )
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return f"{request.kind}-{digest[:16]}"
 
@@ -62,11 +67,6 @@ def env_key(request: EnvRequest) -> str:
 def env_python(root: Path, key: str) -> Path:
     """Where the environment's interpreter is, known before the environment is built."""
     return root / key / "bin" / "python"
-
-
-def cache_root(env: Mapping[str, str]) -> Path:
-    home = Path(env.get("HOME", "~")).expanduser()
-    return Path(env.get("HPC_TF_ENV_CACHE") or home / ".cache" / "hpc_tf" / "envs").expanduser().absolute()
 
 
 def conda_tool() -> str | None:
@@ -83,7 +83,7 @@ def uv_command(choice: str = "auto") -> list[str] | None:
     if shutil.which("uv"):
         return ["uv"]
     try:
-        from uv import find_uv_bin  # type: ignore[import-not-found]
+        from uv import find_uv_bin
 
         return [find_uv_bin()]
     except (ImportError, FileNotFoundError):
@@ -107,7 +107,9 @@ def ensure(root: Path, request: EnvRequest, timeout: float = 3600, tool: str = "
                 return _touch(final) | {"built": False}
             return _build(root, key, request, tool) | {"built": True}
     except Timeout:
-        raise EnvBuildError(f"waited {timeout:.0f} s for another build of environment {key} ({root / (key + '.lock')})") from None
+        raise EnvBuildError(
+            f"waited {timeout:.0f} s for another build of environment {key} ({root / (key + '.lock')})"
+        ) from None
 
 
 def _touch(path: Path) -> dict[str, Any]:
@@ -127,12 +129,21 @@ def _build(root: Path, key: str, request: EnvRequest, choice: str) -> dict[str, 
             tool = _build_conda(request, tmp, log) if request.kind == "conda" else _build_pip(request, tmp, log, choice)
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise EnvBuildError(f"building environment {key} failed ({' '.join(map(str, exc.cmd[:3]))}… exited "
-                                    f"{exc.returncode}); see its log: {log_path}") from None
+            raise EnvBuildError(
+                f"building environment {key} failed ({' '.join(map(str, exc.cmd[:3]))}… exited "
+                f"{exc.returncode}); see its log: {log_path}"
+            ) from None
     freeze = _freeze(tmp, request)
-    record = {"key": key, "path": str(root / key), "python": str(env_python(root, key)), "tool": tool,
-              "request": msgspec.to_builtins(request), "freeze": freeze,
-              "build_seconds": round(time.monotonic() - start, 2), "log": str(log_path)}
+    record = {
+        "key": key,
+        "path": str(root / key),
+        "python": str(env_python(root, key)),
+        "tool": tool,
+        "request": msgspec.to_builtins(request),
+        "freeze": freeze,
+        "build_seconds": round(time.monotonic() - start, 2),
+        "log": str(log_path),
+    }
     (tmp / COMPLETE).write_text(json.dumps(record, indent=1))
     os.rename(tmp, root / key)
     return record
@@ -158,15 +169,37 @@ def _build_pip(request: EnvRequest, dest: Path, log: Any, choice: str) -> str:
         _run([*uv, "venv", "--quiet", "--relocatable", "--python", request.base_python, *inherit, str(dest)], log)
         _inherit_paths(request, dest)
         if request.packages or reqs:
-            _run([*uv, "pip", "install", "--python", str(dest / "bin" / "python"), *_pip_sources(request),
-                  *request.packages, *(["-r", str(reqs)] if reqs else [])], log)
+            _run(
+                [
+                    *uv,
+                    "pip",
+                    "install",
+                    "--python",
+                    str(dest / "bin" / "python"),
+                    *_pip_sources(request),
+                    *request.packages,
+                    *(["-r", str(reqs)] if reqs else []),
+                ],
+                log,
+            )
         _cleanup(reqs)
         return "uv"
     _run([request.base_python, "-m", "venv", *inherit, str(dest)], log)
     _inherit_paths(request, dest)
     if request.packages or reqs:
-        _run([str(dest / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *_pip_sources(request),
-              *request.packages, *(["-r", str(reqs)] if reqs else [])], log)
+        _run(
+            [
+                str(dest / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                *_pip_sources(request),
+                *request.packages,
+                *(["-r", str(reqs)] if reqs else []),
+            ],
+            log,
+        )
     _relocate_scripts(dest)
     _cleanup(reqs)
     return "pip"
@@ -221,48 +254,20 @@ def _build_conda(request: EnvRequest, dest: Path, log: Any) -> str:
 
 
 def conda_missing_message() -> str:
-    return ("conda_packages / conda_dependencies_file need conda, mamba or micromamba on PATH, and none is: "
-            "install one (micromamba is a single binary), or use pip_packages / pip_requirements_file, "
-            "or load a module that provides conda (modules: [...])")
+    return (
+        "conda_packages / conda_dependencies_file need conda, mamba or micromamba on PATH, and none is: "
+        "install one (micromamba is a single binary), or use pip_packages / pip_requirements_file, "
+        "or load a module that provides conda (modules: [...])"
+    )
 
 
 def _freeze(dest: Path, request: EnvRequest) -> list[str]:
     python = str(dest / "bin" / "python")
     uv = uv_command() if request.kind == "pip" else None
-    argv = [*uv, "pip", "freeze", "--python", python] if uv else [python, "-m", "pip", "freeze", "--disable-pip-version-check"]
+    argv = (
+        [*uv, "pip", "freeze", "--python", python]
+        if uv
+        else [python, "-m", "pip", "freeze", "--disable-pip-version-check"]
+    )
     proc = subprocess.run(argv, capture_output=True, text=True)
     return proc.stdout.splitlines() if proc.returncode == 0 else []
-
-
-def list_envs(root: Path) -> list[dict[str, Any]]:
-    """The cached environments, most recently used first."""
-    out = []
-    for marker in root.glob(f"*/{COMPLETE}"):
-        record = json.loads(marker.read_text())
-        record["last_used"] = marker.stat().st_mtime
-        record["size_bytes"] = sum(f.stat().st_size for f in marker.parent.rglob("*") if f.is_file() and not f.is_symlink())
-        out.append(record)
-    return sorted(out, key=lambda r: -r["last_used"])
-
-
-def prune(root: Path, older_than_days: float | None, keys: Sequence[str] = ()) -> list[str]:
-    """Remove environments unused for `older_than_days` (or the named keys), each under its build lock."""
-    from filelock import FileLock
-
-    removed = []
-    now = time.time()
-    for record in list_envs(root):
-        old = older_than_days is not None and now - record["last_used"] > older_than_days * 86400
-        if record["key"] in keys or old:
-            with FileLock(str(root / f"{record['key']}.lock"), timeout=60):
-                shutil.rmtree(root / record["key"], ignore_errors=True)
-                (root / f"{record['key']}.build.log").unlink(missing_ok=True)
-            removed.append(record["key"])
-    for stale in root.glob("*.tmp-*"):  # builds that died half-way (their lock is free again)
-        key = stale.name.split(".tmp-")[0]
-        try:
-            with FileLock(str(root / f"{key}.lock"), timeout=0):
-                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        except Exception:  # filelock.Timeout: a build is running right now
-            continue
-    return removed

@@ -25,10 +25,16 @@ def slurm_parameters(spec: EstimatorSpec, target: Target) -> dict[str, Any]:
     """submitit `update_parameters` keywords for a Slurm executor. submitit quotes values for a shell,
     which sbatch does not parse that way: a value that would need quoting is refused, not mangled."""
     params = executor_parameters(spec, target.options)
-    bad = [Problem(f"compute_target.{name}", "has characters submitit cannot pass to sbatch unchanged (use the "
-                   "config with `python -m hpc_tf submit`, which quotes it for sbatch)", value)
-           for name, value in params["additional_parameters"].items()
-           if isinstance(value, str) and needs_sbatch_quoting(value)]
+    bad = [
+        Problem(
+            f"compute_target.{name}",
+            "has characters submitit cannot pass to sbatch unchanged (use the "
+            "config with `python -m hpc_tf submit`, which quotes it for sbatch)",
+            value,
+        )
+        for name, value in params["additional_parameters"].items()
+        if isinstance(value, str) and needs_sbatch_quoting(value)
+    ]
     if bad:
         raise ConfigError(bad)
     return params

@@ -17,8 +17,9 @@ from .targets import Target
 MAX_TASKS = 4096  # a table longer than this is not an explanation
 
 
-def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None,
-                 gpus_per_node: int | None) -> list[dict[str, Any]]:
+def explain_rows(
+    spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None, gpus_per_node: int | None
+) -> list[dict[str, Any]]:
     """One row per task, for an allocation of `nodelist` (default node1..nodeN)."""
     try:
         nodes = expand(nodelist) if nodelist else [f"node{i + 1}" for i in range(spec.node_count)]
@@ -30,33 +31,58 @@ def explain_rows(spec: EstimatorSpec, target: Target, nodelist: str | None, job_
         raise UsageError(f"explain shows at most {MAX_TASKS} tasks; this job has {spec.ntasks}")
     per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.most_tasks_per_node)
     backend = spec.distributed_backend
-    slots = layout(backend, nodes, per_node, spec.parameter_server_count if backend == "ps" else 0, job_id or 0,
-                   evaluator=spec.evaluator)
+    slots = layout(
+        backend,
+        nodes,
+        per_node,
+        spec.parameter_server_count if backend == "ps" else 0,
+        job_id or 0,
+        evaluator=spec.evaluator,
+    )
     gpus = gpus_per_node if gpus_per_node is not None else requested_gpus(spec, target.options)
     visible = ",".join(str(i) for i in range(gpus)) or None
     rows = []
     for slot in slots:
         cuda = bind_gpus(visible, slot, spec.use_gpu)
-        rows.append({
-            "rank": slot.rank, "node": slot.node, "local_rank": slot.local_rank, "role": slot.role, "index": slot.index,
-            "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
-            "gpus": visible if cuda is None and spec.use_gpu else cuda,
-            "runs": "TensorFlow server" if managed_role(backend, spec.ps_mode, slot.role) else spec.entry_script,
-        })
+        rows.append(
+            {
+                "rank": slot.rank,
+                "node": slot.node,
+                "local_rank": slot.local_rank,
+                "role": slot.role,
+                "index": slot.index,
+                "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
+                "gpus": visible if cuda is None and spec.use_gpu else cuda,
+                "runs": "TensorFlow server" if managed_role(backend, spec.ps_mode, slot.role) else spec.entry_script,
+            }
+        )
     return rows
 
 
 def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | None) -> str:
     """A plain text table; ports are offsets from the job's port base unless a job id is given."""
     head = ["rank", "node", "local", "role", "index", "port" if job_id is not None else "port (base+)", "gpus", "runs"]
-    table = [[str(r["rank"]), r["node"], str(r["local_rank"]), r["role"], str(r["index"]),
-              "-" if r["port"] is None else (str(r["port"]) if job_id is not None else f"+{r['port']}"),
-              "-" if r["gpus"] is None else (r["gpus"] or "none"), r["runs"]] for r in rows]
+    table = [
+        [
+            str(r["rank"]),
+            r["node"],
+            str(r["local_rank"]),
+            r["role"],
+            str(r["index"]),
+            "-" if r["port"] is None else (str(r["port"]) if job_id is not None else f"+{r['port']}"),
+            "-" if r["gpus"] is None else (r["gpus"] or "none"),
+            r["runs"],
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     backend = spec.distributed_backend or "none (one process)"
     notes = [f"distributed_backend: {backend}; {spec.ntasks} tasks on {spec.node_count} nodes"]
     if spec.distributed_backend in ("ps", "multiworker") and job_id is None:
-        notes.append("ports: each job gets its own block derived from its job id (or SLURM_STEP_RESV_PORTS); pass --job-id to see them")
-    return "\n".join(notes + [""] + lines)
+        notes.append(
+            "ports: each job gets its own block derived from its job "
+            "id (or SLURM_STEP_RESV_PORTS); pass --job-id to see them"
+        )
+    return "\n".join([*notes, "", *lines])

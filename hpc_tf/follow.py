@@ -73,7 +73,11 @@ class Run:
         """The end of the most telling error log: the first failed task's, rank 0's, then the launchers'."""
         failure = self.dir.read_status().first_failure
         candidates = ([self.dir.rank_err(failure.rank)] if failure is not None else []) + [
-            self.dir.rank_err(0), self.dir.launcher_log(0), *self.dir.batch_logs(), self.dir.local_job_log]
+            self.dir.rank_err(0),
+            self.dir.launcher_log(0),
+            *self.dir.batch_logs(),
+            self.dir.local_job_log,
+        ]
         for path in candidates:
             if path.is_file() and path.stat().st_size:
                 return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -106,10 +110,16 @@ class Run:
         return {name: found.get(name, [])} if name else found
 
     # ------------------------------------------------------------------ waiting
-    def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
-                            out: IO[str] | None = None, err: IO[str] | None = None,
-                            timeout: float | None = None, all_ranks: bool = False,
-                            progress: Callable[[RunStatus], None] | None = None) -> RunStatus:
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        raise_on_error: bool = True,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+        timeout: float | None = None,
+        all_ranks: bool = False,
+        progress: Callable[[RunStatus], None] | None = None,
+    ) -> RunStatus:
         """Wait for the final state, streaming rank 0's stdout/stderr (or every rank's, prefixed).
 
         Files are read every 0.2 s; the scheduler is asked at most once per (backing-off) interval.
@@ -144,8 +154,13 @@ class Watcher:
     Slurm accounting is on, lasts as long as the watcher). `queries` counts the scheduler calls made.
     """
 
-    def __init__(self, settings: Settings | None = None, first_interval: float = 0.5, max_interval: float = 10.0,
-                 factor: float = 1.5) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        first_interval: float = 0.5,
+        max_interval: float = 10.0,
+        factor: float = 1.5,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.first_interval, self.max_interval, self.factor = first_interval, max_interval, factor
         self.interval = first_interval
@@ -271,6 +286,7 @@ def _parse(stamp: str | None) -> _dt.datetime | None:
         return None
 
 
-def status_dict(status: RunStatus) -> dict[str, Any]:
-    """A status as plain JSON data (for --json)."""
-    return msgspec.to_builtins(status)  # type: ignore[no-any-return]
+def status_dict(record: msgspec.Struct) -> dict[str, Any]:
+    """A record (status, task) as plain JSON data (for --json)."""
+    data: dict[str, Any] = msgspec.to_builtins(record)
+    return data

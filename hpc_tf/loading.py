@@ -14,6 +14,7 @@ from .core.spec import EstimatorSpec, SlurmOptions
 from .core.validation import check_layout, convert, dedupe, unsafe_strings
 from .errors import ConfigError, Problem
 
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a mapping; a syntax error becomes a ConfigError."""
     import yaml
@@ -60,7 +61,14 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                problems.append(Problem(".".join(parts[: depth + 1]), "is not a mapping, cannot set a key inside it", child, source=source))
+                problems.append(
+                    Problem(
+                        ".".join(parts[: depth + 1]),
+                        "is not a mapping, cannot set a key inside it",
+                        child,
+                        source=source,
+                    )
+                )
                 break
             node = child
         else:
@@ -89,8 +97,11 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
     if problems:
         raise ConfigError(dedupe(problems))
     assert spec is not None and source_dir is not None
-    paths = {key: str(resolve_path(getattr(spec, key), Path(base_dir))) for key in ("pip_requirements_file", "conda_dependencies_file")
-             if getattr(spec, key)}
+    paths = {
+        key: str(resolve_path(getattr(spec, key), Path(base_dir)))
+        for key in ("pip_requirements_file", "conda_dependencies_file")
+        if getattr(spec, key)
+    }
     return msgspec.structs.replace(spec, source_directory=str(source_dir), **paths)
 
 
@@ -99,7 +110,6 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
     path = Path(path)
     data = apply_overrides(load_yaml(path), overrides) if overrides else load_yaml(path)
     return validate(data, path.resolve().parent, str(path))
-
 
 
 def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) -> tuple[Path | None, list[Problem]]:
@@ -127,24 +137,44 @@ def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Probl
     return []
 
 
-def _check_environment(spec: EstimatorSpec, given: Mapping[str, Any], base_dir: Path, source: str | None) -> list[Problem]:
+def _check_environment(
+    spec: EstimatorSpec, given: Mapping[str, Any], base_dir: Path, source: str | None
+) -> list[Problem]:
     """Environment keys: one kind of package manager per job, files that exist, a base interpreter."""
     problems = []
     pip = spec.pip_packages or spec.pip_requirements_file
     conda = spec.conda_packages or spec.conda_dependencies_file
     if pip and conda:
-        problems.append(Problem("pip_packages + conda_packages", "use one package manager per job: put pip packages in conda_dependencies_file's `pip:` section, or use only pip", source=source))
+        problems.append(
+            Problem(
+                "pip_packages + conda_packages",
+                "use one package manager per job: put pip packages in "
+                "conda_dependencies_file's `pip:` section, or use only pip",
+                source=source,
+            )
+        )
     for key in ("pip_requirements_file", "conda_dependencies_file"):
         value = getattr(spec, key)
         if value and not resolve_path(value, base_dir).is_file():
             problems.append(Problem(key, f"file not found: {resolve_path(value, base_dir)}", value, source=source))
     if spec.python and not (shutil.which(spec.python) or resolve_path(spec.python, base_dir).is_file()):
-        problems.append(Problem("python", "interpreter not found (a path, or a command on PATH)", spec.python, source=source))
+        problems.append(
+            Problem("python", "interpreter not found (a path, or a command on PATH)", spec.python, source=source)
+        )
     for key in ("inherit_base_packages", "pip_find_links", "pip_no_index", "environment_build"):
         if key in given and not (pip or conda):
-            problems.append(Problem(key, "only used with pip_packages, pip_requirements_file, conda_packages or conda_dependencies_file", getattr(spec, key), source=source))
+            problems.append(
+                Problem(
+                    key,
+                    "only used with pip_packages, pip_requirements_file, conda_packages or conda_dependencies_file",
+                    getattr(spec, key),
+                    source=source,
+                )
+            )
     if spec.pip_no_index and not spec.pip_find_links:
-        problems.append(Problem("pip_no_index", "with no index, pip needs a wheelhouse: set pip_find_links", True, source=source))
+        problems.append(
+            Problem("pip_no_index", "with no index, pip needs a wheelhouse: set pip_find_links", True, source=source)
+        )
     return problems
 
 
@@ -152,5 +182,3 @@ def resolve_path(value: str, base_dir: Path) -> Path:
     """A path from the config: absolute, or relative to the config file's folder."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base_dir / path).resolve()
-
-

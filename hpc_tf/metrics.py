@@ -28,8 +28,9 @@ def log(name: str, value: Any, step: int | None = None) -> None:
     run_dir = os.environ.get("HPC_TF_RUN_DIR")
     if not run_dir:
         if not _warned:
-            warnings.warn("hpc_tf.log: not inside an hpc_tf run (HPC_TF_RUN_DIR is unset): metrics are not recorded",
-                          stacklevel=2)
+            warnings.warn(
+                "hpc_tf.log: not inside an hpc_tf run (HPC_TF_RUN_DIR is unset): metrics are not recorded", stacklevel=2
+            )
             _warned = True
         return
     rank = int(os.environ.get("HPC_TF_RANK", "0"))

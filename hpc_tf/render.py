@@ -1,6 +1,7 @@
 """Rendering job scripts from the Jinja2 templates in `sbatch_templates/`: the one place values are quoted.
 
-Templates are looked up first in a site directory (`Settings.template_dir`, from HPC_TF_TEMPLATE_DIR) and then in the templates shipped with hpc_tf, so a site can
+Templates are looked up first in a site directory (`Settings.template_dir`, from HPC_TF_TEMPLATE_DIR)
+and then in the templates shipped with hpc_tf, so a site can
 override `slurm.sh.j2` or `local.sh.j2` (or a block they include) without forking the package.
 """
 

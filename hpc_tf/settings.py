@@ -63,8 +63,7 @@ class Settings:
             snapshot_max_mb=_number(env, "HPC_TF_SNAPSHOT_MAX_MB", DEFAULT_SNAPSHOT_MAX_MB, "a size in MB, > 0"),
             env_tool=_choice(env, "HPC_TF_ENV_TOOL", ENV_TOOLS),
             slurm_accounting={"1": True, "0": False}.get(_choice(env, "HPC_TF_SLURM_ACCOUNTING", ("", "0", "1"))),
-            scheduler_timeout=_number(env, "HPC_TF_SCHEDULER_TIMEOUT", DEFAULT_SCHEDULER_TIMEOUT,
-                                      "seconds, > 0"),
+            scheduler_timeout=_number(env, "HPC_TF_SCHEDULER_TIMEOUT", DEFAULT_SCHEDULER_TIMEOUT, "seconds, > 0"),
         )
 
     @property

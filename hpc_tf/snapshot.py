@@ -47,7 +47,8 @@ def plan_snapshot(source: Path, exclude: list[Path], max_bytes: int) -> Snapshot
         root_path = Path(root)
         rel_root = root_path.relative_to(source)
         dirs[:] = [
-            d for d in dirs
+            d
+            for d in dirs
             if (root_path / d).resolve() not in excluded and not spec.match_file(f"{(rel_root / d).as_posix()}/")
         ]
         for name in names:

@@ -99,7 +99,9 @@ def _fail(run: RunDir, message: str) -> None:
         pass
 
 
-def _write_run(run: RunDir, sub: Submission, snap: object, job: JobRecord, env_record: dict[str, object] | None) -> None:
+def _write_run(
+    run: RunDir, sub: Submission, snap: object, job: JobRecord, env_record: dict[str, object] | None
+) -> None:
     """Every file of the run directory the job needs, before anything is queued."""
     import yaml
 
@@ -110,12 +112,18 @@ def _write_run(run: RunDir, sub: Submission, snap: object, job: JobRecord, env_r
     copy_snapshot(snap, run.snapshot)  # type: ignore[arg-type]
     outputs_link = run.snapshot / "outputs"
     if outputs_link.exists() or outputs_link.is_symlink():
-        raise SubmissionError(f"source_directory has an entry named 'outputs' ({outputs_link.name}): it is where "
-                              "the job's ./outputs goes; rename it or list it in .hpctfignore")
+        raise SubmissionError(
+            f"source_directory has an entry named 'outputs' ({outputs_link.name}): it is where "
+            "the job's ./outputs goes; rename it or list it in .hpctfignore"
+        )
     outputs_link.symlink_to(Path("..") / "outputs")
     resolved = msgspec.to_builtins(sub.spec)
-    resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source,
-                            "target_options": msgspec.to_builtins(sub.target.options)}
+    resolved["resolved"] = {
+        "backend": sub.backend,
+        "target": sub.target.name,
+        "target_source": sub.target.source,
+        "target_options": msgspec.to_builtins(sub.target.options),
+    }
     write_atomic(run.config_yaml, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), SECRET_MODE)
     run.write_job(job)
     if env_record is not None:
@@ -139,11 +147,17 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
     files = spec.pip_requirements_file or spec.conda_dependencies_file
     request = EnvRequest(
         kind=kind,
-        packages=tuple(normalise_requirement(p) for p in spec.pip_packages) if kind == "pip" else tuple(spec.conda_packages),
+        packages=tuple(normalise_requirement(p) for p in spec.pip_packages)
+        if kind == "pip"
+        else tuple(spec.conda_packages),
         requirements=Path(files).read_text() if files else "",
-        base_python=os.path.realpath(base), base_version=_python_version(base), inherit=spec.inherit_base_packages,
-        find_links=tuple(spec.pip_find_links), no_index=spec.pip_no_index,
-        inherit_paths=_site_packages(base) if spec.inherit_base_packages else ())
+        base_python=os.path.realpath(base),
+        base_version=_python_version(base),
+        inherit=spec.inherit_base_packages,
+        find_links=tuple(spec.pip_find_links),
+        no_index=spec.pip_no_index,
+        inherit_paths=_site_packages(base) if spec.inherit_base_packages else (),
+    )
     return str(env_python(settings.env_cache, env_key(request))), request
 
 
@@ -176,5 +190,6 @@ def _check_job_packages(spec: EstimatorSpec, python: str) -> None:
     except HpcTfError as exc:
         missing = str(exc)
     if missing:
-        raise ConfigError([Problem("distributed_backend", f"the job's Python cannot run it: {missing}",
-                                   spec.distributed_backend)])
+        raise ConfigError(
+            [Problem("distributed_backend", f"the job's Python cannot run it: {missing}", spec.distributed_backend)]
+        )

@@ -63,7 +63,16 @@ def _resolve(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
         known += [str(k) for k in entries]
     where = ", ".join(str(p) for p in paths)
     names = sorted(set(known) | set(BUILTIN))
-    raise ConfigError([Problem("compute_target", f"unknown target name; known names: {', '.join(names)} (searched {where}; set HPC_TF_TARGETS to add a file)", ct)])
+    raise ConfigError(
+        [
+            Problem(
+                "compute_target",
+                f"unknown target name; known names: {', '.join(names)} "
+                f"(searched {where}; set HPC_TF_TARGETS to add a file)",
+                ct,
+            )
+        ]
+    )
 
 
 def _target_from_file(name: str, entry: Any, path: Path) -> Target:

@@ -4,7 +4,8 @@
 # 1. Debian packages: Slurm (slurmctld, slurmd, client, munge) and Open MPI with PMIx.
 # 2. hpc_tf with its test extra (TensorFlow CPU, scikit-learn, mpi4py, pytest) into that Python, tf-keras,
 #    and Horovod (scripts/install-horovod.sh: built once per TensorFlow version, then from a cached wheel).
-# 3. pytest: a session fixture starts the 4-node dev cluster (scripts/dev-cluster.sh) and stops it.
+# 3. ruff (format + check) and mypy on hpc_tf/.
+# 4. pytest: a session fixture starts the 4-node dev cluster (scripts/dev-cluster.sh) and stops it.
 # A missing Slurm or TensorFlow fails the run; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,9 @@ missing += [tool for tool in ("sbatch", "srun", "slurmctld", "slurmd") if shutil
 if missing:
     sys.exit(f"scripts/test.sh: missing after install: {', '.join(missing)}")
 PY
+# lint and types (config in pyproject.toml): a failure here fails the run
+"$PY" -m ruff format --check --quiet hpc_tf || { echo "scripts/test.sh: ruff format would change hpc_tf/ (run: ruff format hpc_tf)"; exit 1; }
+"$PY" -m ruff check --quiet hpc_tf
+"$PY" -m mypy --no-error-summary
+echo "scripts/test.sh: ruff and mypy clean"
 exec "$PY" -m pytest "$@"

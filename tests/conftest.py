@@ -46,8 +46,11 @@ def slurm(slurm_cluster: dict[str, str], tmp_path: Path) -> Iterator[dict[str, s
     directory is under the test's tmp_path, so other users of the cluster are left alone)."""
     yield slurm_cluster
     proc = subprocess.run(["squeue", "-h", "-o", "%A %Z"], capture_output=True, text=True)
-    leftover = [line.split()[0] for line in proc.stdout.splitlines()
-                if len(line.split()) == 2 and line.split()[1].startswith(str(tmp_path))]
+    leftover = [
+        line.split()[0]
+        for line in proc.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].startswith(str(tmp_path))
+    ]
     if leftover:
         subprocess.run(["scancel", *leftover], capture_output=True)
 
@@ -73,12 +76,20 @@ def write_config(path: Path, **keys: object) -> Path:
     return path
 
 
-def hpc(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def hpc(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m hpc_tf ARGS` as a user would, capturing its output."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, "-m", "hpc_tf", *args], cwd=cwd or REPO, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "hpc_tf", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def read_status(run_dir: Path | str) -> dict:

@@ -67,8 +67,33 @@ def test_local_submit_json_wait_and_render_matches(tmp_path: Path, config: Path)
 
 
 def test_runs_dir_from_environment(tmp_path: Path, config: Path) -> None:
-    proc = hpc("submit", str(config), "--backend", "local", "--json", env={"HPC_TF_RUNS_DIR": str(tmp_path / "envruns")})
+    proc = hpc(
+        "submit", str(config), "--backend", "local", "--json", env={"HPC_TF_RUNS_DIR": str(tmp_path / "envruns")}
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
     assert run_dir.parent.parent == tmp_path / "envruns"
     assert hpc("wait", str(run_dir)).returncode == 0
+
+
+def test_a_submission_that_fails_after_the_run_is_claimed_ends_failed_and_is_listed(tmp_path: Path) -> None:
+    """Submission is one transaction: a step failing after the run directory exists (here: a source file
+    named `outputs`, where the job's ./outputs must go) leaves a FAILED run with the message, listed by `runs`."""
+    make_project(tmp_path / "src", "print('x')\n", outputs="not a folder")
+    cfg = write_config(tmp_path / "job.yaml", experiment="tx", source_directory="src", entry_script="train.py")
+    runs = tmp_path / "runs"
+    proc = hpc("submit", str(cfg), "--backend", "local", "--runs-dir", str(runs))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "entry named 'outputs'" in proc.stderr
+    (run_dir,) = (runs / "tx").iterdir()
+    status = read_status(run_dir)
+    assert (status["state"], status["final"]) == ("FAILED", True) and "outputs" in status["message"]
+    rows = json.loads(hpc("runs", "--runs-dir", str(runs), "--json").stdout)
+    assert [(r["run_id"], r["state"]) for r in rows] == [(run_dir.name, "FAILED")]
+
+
+def test_render_needs_no_cluster(config: Path) -> None:
+    """A dry run asks no scheduler: `render --backend slurm` works with no Slurm answering."""
+    proc = hpc("render", str(config), "--backend", "slurm", env={"SLURM_CONF": "/nonexistent/slurm.conf"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("#!/bin/bash") and "#SBATCH --job-name=cli" in proc.stdout

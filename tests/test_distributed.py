@@ -29,8 +29,21 @@ def project(tmp_path: Path, name: str) -> Path:
     return dest
 
 
-def run(config: Path, backend: str, runs: Path, *extra: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], Path]:
-    proc = hpc("submit", str(config), "--backend", backend, "--wait", "--json", "--runs-dir", str(runs), *extra, timeout=timeout)
+def run(
+    config: Path, backend: str, runs: Path, *extra: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    proc = hpc(
+        "submit",
+        str(config),
+        "--backend",
+        backend,
+        "--wait",
+        "--json",
+        "--runs-dir",
+        str(runs),
+        *extra,
+        timeout=timeout,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, proc.stderr
     return proc, Path(json.loads(lines[-1])["run_dir"])
@@ -39,16 +52,30 @@ def run(config: Path, backend: str, runs: Path, *extra: str, timeout: float = 30
 def outputs(run_dir: Path, pattern: str) -> list[dict]:
     """Every rank's output files matching pattern (rank 0's at the top of outputs/, rank N's in outputs/rank-N/)."""
     found = [(p.parent.name, json.loads(p.read_text())) for p in (run_dir / "outputs").rglob(pattern) if p.is_file()]
-    return [data for _, data in sorted(found, key=lambda item: -1 if item[0] == "outputs" else int(item[0].split("-")[1]))]
+    return [
+        data for _, data in sorted(found, key=lambda item: -1 if item[0] == "outputs" else int(item[0].split("-")[1]))
+    ]
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("launcher, nodes, per_node", [("srun", 2, 1), ("srun", 1, 2), ("mpirun", 2, 1), ("mpirun", 1, 2)])
-def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launcher: str, nodes: int, per_node: int) -> None:
+@pytest.mark.parametrize(
+    "launcher, nodes, per_node", [("srun", 2, 1), ("srun", 1, 2), ("mpirun", 2, 1), ("mpirun", 1, 2)]
+)
+def test_horovod_ranks_match_the_slurm_layout(
+    slurm: dict, tmp_path: Path, launcher: str, nodes: int, per_node: int
+) -> None:
     src = project(tmp_path, "horovod")
-    config = write_config(tmp_path / "hvd.yaml", experiment="hvd", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="mpi", launcher=launcher, node_count=nodes, process_count_per_node=per_node,
-                          environment_variables={"HOROVOD_FUSION_THRESHOLD": 33554432})
+    config = write_config(
+        tmp_path / "hvd.yaml",
+        experiment="hvd",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        launcher=launcher,
+        node_count=nodes,
+        process_count_per_node=per_node,
+        environment_variables={"HOROVOD_FUSION_THRESHOLD": 33554432},
+    )
     proc, run_dir = run(config, "slurm", tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr
     size = nodes * per_node
@@ -57,12 +84,15 @@ def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launc
     for r in ranks:
         assert r["size"] == size and r["local_size"] == per_node
         assert r["local_rank"] == r["rank"] % per_node
-        assert r["host"] == f"n{r['rank'] // per_node + 1}"   # Slurm's block layout
+        assert r["host"] == f"n{r['rank'] // per_node + 1}"  # Slurm's block layout
         assert r["allreduce"] == r["mpi_allreduce"] == size * (size + 1) / 2
         assert (r["mpi_rank"], r["mpi_size"]) == (r["rank"], size)
         assert r["fusion_threshold"] == "33554432"  # Horovod knobs reach every rank
         assert math.isfinite(r["loss"])
-        assert f"rank {r['rank']}/{size} done" in (run_dir / "logs" / f"rank-{r['rank']}.out").read_text() or r["rank"] != 0
+        assert (
+            f"rank {r['rank']}/{size} done" in (run_dir / "logs" / f"rank-{r['rank']}.out").read_text()
+            or r["rank"] != 0
+        )
         assert (run_dir / "logs" / f"rank-{r['rank']}.err").exists()
     status = read_status(run_dir)
     assert status["state"] == "COMPLETED" and status["nodes"] == [f"n{i + 1}" for i in range(nodes)]
@@ -71,8 +101,16 @@ def test_horovod_ranks_match_the_slurm_layout(slurm: dict, tmp_path: Path, launc
 @pytest.mark.slurm
 def test_parameter_servers_train_and_end_on_their_own(slurm: dict, tmp_path: Path) -> None:
     src = project(tmp_path, "ps_loop")
-    config = write_config(tmp_path / "ps.yaml", experiment="ps", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="ps", node_count=4, worker_count=2, parameter_server_count=1)
+    config = write_config(
+        tmp_path / "ps.yaml",
+        experiment="ps",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="ps",
+        node_count=4,
+        worker_count=2,
+        parameter_server_count=1,
+    )
     start = time.monotonic()
     proc, run_dir = run(config, "slurm", tmp_path / "runs", timeout=180)
     assert proc.returncode == 0, proc.stderr
@@ -82,7 +120,12 @@ def test_parameter_servers_train_and_end_on_their_own(slurm: dict, tmp_path: Pat
     cluster = result["tf_config"]["cluster"]
     assert [h.split(":")[0] for h in cluster["chief"] + cluster["ps"] + cluster["worker"]] == ["n1", "n2", "n3", "n4"]
     tasks = [json.loads((run_dir / "tasks" / f"rank-{i}.json").read_text()) for i in range(4)]
-    assert [(t["role"], t["index"], t["host"]) for t in tasks] == [("chief", 0, "n1"), ("ps", 0, "n2"), ("worker", 0, "n3"), ("worker", 1, "n4")]
+    assert [(t["role"], t["index"], t["host"]) for t in tasks] == [
+        ("chief", 0, "n1"),
+        ("ps", 0, "n2"),
+        ("worker", 0, "n3"),
+        ("worker", 1, "n4"),
+    ]
     assert tasks[0]["exit_code"] == 0 and all(t["stopped_after_chief"] for t in tasks[1:])
     assert read_status(run_dir)["state"] == "COMPLETED"
 
@@ -90,9 +133,17 @@ def test_parameter_servers_train_and_end_on_their_own(slurm: dict, tmp_path: Pat
 @pytest.mark.slurm
 def test_a_killed_worker_fails_the_job_naming_its_role(slurm: dict, tmp_path: Path) -> None:
     src = project(tmp_path, "ps_loop")
-    config = write_config(tmp_path / "ps.yaml", experiment="pskill", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="ps", node_count=4, worker_count=2, parameter_server_count=1,
-                          script_params={"--steps": 2000, "--slow": 0.05})
+    config = write_config(
+        tmp_path / "ps.yaml",
+        experiment="pskill",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="ps",
+        node_count=4,
+        worker_count=2,
+        parameter_server_count=1,
+        script_params={"--steps": 2000, "--slow": 0.05},
+    )
     proc = hpc("submit", str(config), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
     wait_for((run_dir / "outputs" / "started").exists, timeout=120)
@@ -103,8 +154,13 @@ def test_a_killed_worker_fails_the_job_naming_its_role(slurm: dict, tmp_path: Pa
     assert waited.returncode != 0 and time.monotonic() - start < 60
     status = read_status(run_dir)
     assert status["state"] == "FAILED"
-    assert {k: status["first_failure"][k] for k in ("rank", "role", "index", "host", "exit_code")} == \
-        {"rank": 2, "role": "worker", "index": 0, "host": "n3", "exit_code": 137}
+    assert {k: status["first_failure"][k] for k in ("rank", "role", "index", "host", "exit_code")} == {
+        "rank": 2,
+        "role": "worker",
+        "index": 0,
+        "host": "n3",
+        "exit_code": 137,
+    }
 
 
 @pytest.mark.slurm
@@ -128,11 +184,32 @@ def test_multiworker_mirrored_with_two_workers(slurm: dict, tmp_path: Path) -> N
 @pytest.mark.slurm
 def test_two_ps_jobs_on_the_same_nodes_get_disjoint_ports(slurm: dict, tmp_path: Path) -> None:
     src = project(tmp_path, "ps_loop")
-    config = write_config(tmp_path / "ps.yaml", experiment="pspair", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="ps", node_count=4, worker_count=2, parameter_server_count=1)
-    argv = [sys.executable, "-m", "hpc_tf", "submit", str(config), "--backend", "slurm", "--wait", "--json",
-            "--runs-dir", str(tmp_path / "runs")]
-    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    config = write_config(
+        tmp_path / "ps.yaml",
+        experiment="pspair",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="ps",
+        node_count=4,
+        worker_count=2,
+        parameter_server_count=1,
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "hpc_tf",
+        "submit",
+        str(config),
+        "--backend",
+        "slurm",
+        "--wait",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    procs = [
+        subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [p.communicate(timeout=240) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
     run_dirs = [Path(json.loads(out.splitlines()[-1])["run_dir"]) for out, _ in results]
@@ -149,25 +226,45 @@ def test_two_ps_jobs_on_the_same_nodes_get_disjoint_ports(slurm: dict, tmp_path:
 @pytest.mark.slurm
 def test_each_rank_sees_its_own_gpu_and_ps_none(slurm: dict, tmp_path: Path) -> None:
     src = project(tmp_path, "dump")
-    config = write_config(tmp_path / "gpu.yaml", experiment="gpu", source_directory=str(src), entry_script="train.py",
-                          distributed_backend="ps", ps_mode="script", node_count=2, process_count_per_node=2,
-                          worker_count=2, use_gpu=True)
+    config = write_config(
+        tmp_path / "gpu.yaml",
+        experiment="gpu",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="ps",
+        ps_mode="script",
+        node_count=2,
+        process_count_per_node=2,
+        worker_count=2,
+        use_gpu=True,
+    )
     explained = json.loads(hpc("explain", str(config), "--nodelist", "n[1-2]", "--json").stdout)
     proc, run_dir = run(config, "slurm", tmp_path / "runs", timeout=120)
     assert proc.returncode == 0, proc.stderr
     ranks = outputs(run_dir, "rank-*.json")
     assert [(r["tf_config"]["task"]["type"], r["host"], r["cvd"]) for r in ranks] == [
-        ("chief", "n1", "0"), ("ps", "n1", ""), ("worker", "n2", "0"), ("worker", "n2", "1")]
+        ("chief", "n1", "0"),
+        ("ps", "n1", ""),
+        ("worker", "n2", "0"),
+        ("worker", "n2", "1"),
+    ]
     assert [(row["role"], row["node"], row["gpus"]) for row in explained] == [
-        ("chief", "n1", "0"), ("ps", "n1", ""), ("worker", "n2", "0"), ("worker", "n2", "1")]
+        ("chief", "n1", "0"),
+        ("ps", "n1", ""),
+        ("worker", "n2", "0"),
+        ("worker", "n2", "1"),
+    ]
     assert all(r["legacy"] == "1" for r in ranks)  # tf-keras by default for distributed jobs
 
 
-@pytest.mark.parametrize("config, check", [("parameter-server.yaml", "loss"), ("multiworker.yaml", "workers"),
-                                           ("horovod.yaml", "size")])
+@pytest.mark.parametrize(
+    "config, check", [("parameter-server.yaml", "loss"), ("multiworker.yaml", "workers"), ("horovod.yaml", "size")]
+)
 def test_distributed_examples_run_locally(tmp_path: Path, config: str, check: str) -> None:
     """The same layouts as local processes on this machine (Horovod under a local mpirun)."""
-    proc, run_dir = run(REPO / "configs" / config, "local", tmp_path / "runs", "--set", "max_run_duration_seconds=240", timeout=300)
+    proc, run_dir = run(
+        REPO / "configs" / config, "local", tmp_path / "runs", "--set", "max_run_duration_seconds=240", timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert check in outputs(run_dir, "metrics.json")[0]
     assert read_status(run_dir)["state"] == "COMPLETED"
@@ -178,11 +275,45 @@ def test_missing_tensorflow_is_refused_before_submission(tmp_path: Path) -> None
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "submitit", "jinja2", "pyyaml",
-                    "msgspec", "filelock", "pathspec<1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "submitit",
+            "jinja2",
+            "pyyaml",
+            "msgspec",
+            "filelock",
+            "pathspec<1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([str(py), "-m", "hpc_tf", "submit", str(REPO / "configs" / "horovod.yaml"), "--backend", "local",
-                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            str(py),
+            "-m",
+            "hpc_tf",
+            "submit",
+            str(REPO / "configs" / "horovod.yaml"),
+            "--backend",
+            "local",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert "tensorflow (install: pip install 'hpc_tf[tf]'" in proc.stderr and "horovod (install: scripts/install-horovod.sh" in proc.stderr
+    assert (
+        "tensorflow (install: pip install 'hpc_tf[tf]'" in proc.stderr
+        and "horovod (install: scripts/install-horovod.sh" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()

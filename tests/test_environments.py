@@ -40,50 +40,81 @@ def submitted(proc: subprocess.CompletedProcess[str]) -> Path:
     return Path(json.loads(proc.stdout.splitlines()[-1])["run_dir"])
 
 
-@pytest.mark.parametrize("text, normal", [("Six==1.16.0", "six==1.16.0"), ("zope.interface>=5,<7", "zope-interface<7,>=5"),
-                                          ("requests[socks,security]", "requests[security,socks]"),
-                                          ("numpy; python_version >= '3.10'", 'numpy; python_version >= "3.10"')])
+@pytest.mark.parametrize(
+    "text, normal",
+    [
+        ("Six==1.16.0", "six==1.16.0"),
+        ("zope.interface>=5,<7", "zope-interface<7,>=5"),
+        ("requests[socks,security]", "requests[security,socks]"),
+        ("numpy; python_version >= '3.10'", 'numpy; python_version >= "3.10"'),
+    ],
+)
 def test_requirements_are_normalised(text: str, normal: str) -> None:
     assert normalise_requirement(text) == normal
 
 
 def test_key_depends_on_what_makes_the_environment_not_on_spelling() -> None:
     a = EnvRequest("pip", ("six==1.16.0", "tomli"), base_python="/usr/bin/python3", base_version="3.11.7")
-    assert env_key(a) == env_key(EnvRequest("pip", ("tomli", "six==1.16.0"), base_python="/usr/bin/python3", base_version="3.11.7"))
-    for other in (EnvRequest("pip", ("six==1.16.0",), base_python="/usr/bin/python3", base_version="3.11.7"),
-                  EnvRequest("pip", a.packages, base_python="/usr/bin/python3", base_version="3.12.1"),
-                  EnvRequest("pip", a.packages, base_python="/opt/py/bin/python3", base_version="3.11.7"),
-                  EnvRequest("pip", a.packages, base_python="/usr/bin/python3", base_version="3.11.7", inherit=True)):
+    assert env_key(a) == env_key(
+        EnvRequest("pip", ("tomli", "six==1.16.0"), base_python="/usr/bin/python3", base_version="3.11.7")
+    )
+    for other in (
+        EnvRequest("pip", ("six==1.16.0",), base_python="/usr/bin/python3", base_version="3.11.7"),
+        EnvRequest("pip", a.packages, base_python="/usr/bin/python3", base_version="3.12.1"),
+        EnvRequest("pip", a.packages, base_python="/opt/py/bin/python3", base_version="3.11.7"),
+        EnvRequest("pip", a.packages, base_python="/usr/bin/python3", base_version="3.11.7", inherit=True),
+    ):
         assert env_key(other) != env_key(a)
 
 
 @pytest.mark.slurm
 def test_pip_packages_on_the_cluster_built_once_then_reused(slurm: dict, tmp_path: Path, env_cache: Path) -> None:
     cfg = config(tmp_path, pip_packages=["six==1.16.0"])
-    first = submitted(hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    first = submitted(
+        hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     got = json.loads((first / "outputs" / "env.json").read_text())
     record = json.loads((first / "environment.json").read_text())
     assert got["found"] == {"six": True, "tensorflow": False}  # its own venv, not the base's packages
     assert got["python"] == record["python"] and got["python"].startswith(str(env_cache))
     assert record["built"] is True and "six==1.16.0" in record["freeze"] and record["tool"] == "uv"
-    second = submitted(hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    second = submitted(
+        hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     again = json.loads((second / "environment.json").read_text())
     assert again["built"] is False and again["key"] == record["key"]
     assert read_status(second)["state"] == "COMPLETED"
 
 
 @pytest.mark.slurm
-def test_inherited_base_packages_give_tensorflow_on_a_compute_node(slurm: dict, tmp_path: Path, env_cache: Path) -> None:
+def test_inherited_base_packages_give_tensorflow_on_a_compute_node(
+    slurm: dict, tmp_path: Path, env_cache: Path
+) -> None:
     cfg = config(tmp_path, pip_packages=["six==1.16.0"], inherit_base_packages=True)
-    run_dir = submitted(hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    run_dir = submitted(
+        hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     assert json.loads((run_dir / "outputs" / "env.json").read_text())["found"] == {"six": True, "tensorflow": True}
 
 
 @pytest.mark.slurm
 def test_five_simultaneous_submissions_build_a_new_set_once(slurm: dict, tmp_path: Path, env_cache: Path) -> None:
     cfg = config(tmp_path, pip_packages=["six==1.16.0", "tomli"])
-    argv = [sys.executable, "-m", "hpc_tf", "submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs")]
-    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpc_tf",
+        "submit",
+        str(cfg),
+        "--backend",
+        "slurm",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    procs = [
+        subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e[-1000:] for _, e in outs]
     records = [json.loads((Path(json.loads(o)["run_dir"]) / "environment.json").read_text()) for o, _ in outs]
@@ -105,17 +136,31 @@ def test_environment_built_inside_the_job(slurm: dict, tmp_path: Path, env_cache
 
 
 @pytest.mark.slurm
-def test_modules_and_setup_lines_run_on_the_compute_node(slurm: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_modules_and_setup_lines_run_on_the_compute_node(
+    slurm: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     modules = tmp_path / "modulefiles" / "hpctf-test"
     modules.mkdir(parents=True)
     (modules / "1.0.lua").write_text('setenv("HPC_TF_MODULE_TEST", "loaded-1.0")\n')
     monkeypatch.setenv("MODULEPATH", str(modules.parent))
     cfg = config(tmp_path, modules=["hpctf-test/1.0"], setup=['export FROM_SETUP="$(echo set up)"'])
-    run_dir = submitted(hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    run_dir = submitted(
+        hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     got = json.loads((run_dir / "outputs" / "env.json").read_text())
     assert (got["module_var"], got["setup_var"]) == ("loaded-1.0", "set up")
-    bad = hpc("submit", str(cfg), "--backend", "slurm", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"),
-              "--set", "modules=[no-such-module/9]")
+    bad = hpc(
+        "submit",
+        str(cfg),
+        "--backend",
+        "slurm",
+        "--wait",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "modules=[no-such-module/9]",
+    )
     assert bad.returncode != 0 and "no-such-module/9" in bad.stderr  # the module system's own message
     assert "ended FAILED" in bad.stderr
 
@@ -132,10 +177,21 @@ def test_failed_build_names_its_log_and_queues_nothing(tmp_path: Path, env_cache
 
 def test_offline_wheelhouse_with_pip(tmp_path: Path, env_cache: Path) -> None:
     wheelhouse = tmp_path / "wheelhouse"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "six==1.16.0", "-d", str(wheelhouse)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "six==1.16.0", "-d", str(wheelhouse)], check=True
+    )
     cfg = config(tmp_path, pip_packages=["six==1.16.0"], pip_find_links=[str(wheelhouse)], pip_no_index=True)
-    proc = hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"),
-               env={"HPC_TF_ENV_TOOL": "pip", "PIP_INDEX_URL": "http://127.0.0.1:9/nowhere"})
+    proc = hpc(
+        "submit",
+        str(cfg),
+        "--backend",
+        "local",
+        "--wait",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        env={"HPC_TF_ENV_TOOL": "pip", "PIP_INDEX_URL": "http://127.0.0.1:9/nowhere"},
+    )
     run_dir = submitted(proc)
     record = json.loads((run_dir / "environment.json").read_text())
     assert record["tool"] == "pip" and record["request"]["no_index"] is True
@@ -150,10 +206,14 @@ def test_requirements_file_content_is_part_of_the_key(tmp_path: Path, env_cache:
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("# pinned\nsix==1.16.0\n")
     cfg = config(tmp_path, pip_requirements_file="requirements.txt")
-    first = submitted(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    first = submitted(
+        hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     assert json.loads((first / "outputs" / "env.json").read_text())["found"]["six"] is True
     reqs.write_text("six==1.16.0\ntomli==2.0.1\n")
-    second = submitted(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs")))
+    second = submitted(
+        hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
+    )
     keys = [json.loads((d / "environment.json").read_text())["key"] for d in (first, second)]
     assert keys[0] != keys[1] and "tomli==2.0.1" in json.loads((second / "environment.json").read_text())["freeze"]
 
@@ -161,7 +221,12 @@ def test_requirements_file_content_is_part_of_the_key(tmp_path: Path, env_cache:
 def test_conda_packages_without_conda_is_a_clear_error(tmp_path: Path, env_cache: Path) -> None:
     """No conda channel is reachable from these machines: only the detection and the error are real here."""
     cfg = config(tmp_path, conda_packages=["numpy"])
-    proc = hpc("submit", str(cfg), "--backend", "local", "--runs-dir", str(tmp_path / "runs"), env={"PATH": "/usr/bin:/bin"})
+    proc = hpc(
+        "submit", str(cfg), "--backend", "local", "--runs-dir", str(tmp_path / "runs"), env={"PATH": "/usr/bin:/bin"}
+    )
     assert proc.returncode == 2
-    assert "conda_packages: conda_packages / conda_dependencies_file need conda, mamba or micromamba on PATH" in proc.stderr
+    assert (
+        "conda_packages: conda_packages / conda_dependencies_file need conda, mamba or micromamba on PATH"
+        in proc.stderr
+    )
     assert "pip_packages" in proc.stderr and not (tmp_path / "runs").exists()

@@ -30,8 +30,17 @@ def test_expand(text: str, hosts: list[str]) -> None:
     assert expand(text) == hosts
 
 
-@pytest.mark.parametrize("text, part", [("n[1-2", "unclosed"), ("n1-2]", "unmatched"), ("n[a-b]", "'a-b'"),
-                                        ("n[5-3]", "'5-3'"), ("n[[1]]", "nested"), ("n[]", "''")])
+@pytest.mark.parametrize(
+    "text, part",
+    [
+        ("n[1-2", "unclosed"),
+        ("n1-2]", "unmatched"),
+        ("n[a-b]", "'a-b'"),
+        ("n[5-3]", "'5-3'"),
+        ("n[[1]]", "nested"),
+        ("n[]", "''"),
+    ],
+)
 def test_malformed_hostlists_name_the_part(text: str, part: str) -> None:
     with pytest.raises(ValueError, match=part.replace("[", r"\[")):
         expand(text)
@@ -57,7 +66,10 @@ def test_compress_keeps_order(hosts: list[str], text: str) -> None:
 def test_compress_round_trips_random_lists() -> None:
     rng = random.Random(7)
     for _ in range(300):
-        hosts = [f"{rng.choice(['n', 'gpu', 'r1-n'])}{rng.randint(0, 120):0{rng.choice([1, 2, 3])}d}" for _ in range(rng.randint(1, 12))]
+        hosts = [
+            f"{rng.choice(['n', 'gpu', 'r1-n'])}{rng.randint(0, 120):0{rng.choice([1, 2, 3])}d}"
+            for _ in range(rng.randint(1, 12))
+        ]
         assert expand(compress(hosts)) == hosts
 
 

@@ -8,7 +8,6 @@ import sys
 import threading
 from pathlib import Path
 
-
 from hpc_tf.rundir import RunDir
 
 from .conftest import REPO, hpc, make_project, read_status, wait_for, write_config
@@ -16,8 +15,18 @@ from .conftest import REPO, hpc, make_project, read_status, wait_for, write_conf
 
 def test_example_config_trains_digits_locally(tmp_path: Path) -> None:
     """The README's first command: the seed's single-node example, real TensorFlow, no Slurm."""
-    proc = hpc("submit", "configs/digits.yaml", "--backend", "local", "--wait", "--json",
-               "--runs-dir", str(tmp_path / "runs"), "--set", "script_params.--epochs=2")
+    proc = hpc(
+        "submit",
+        "configs/digits.yaml",
+        "--backend",
+        "local",
+        "--wait",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "script_params.--epochs=2",
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout.splitlines()[-1])["run_dir"])
     status = read_status(run_dir)
@@ -29,10 +38,18 @@ def test_example_config_trains_digits_locally(tmp_path: Path) -> None:
 
 def test_failure_timeout_and_cancel_states(tmp_path: Path) -> None:
     make_project(tmp_path / "fail", "import sys\nprint('bad input', file=sys.stderr)\nsys.exit(7)\n")
-    make_project(tmp_path / "slow", "import os, time\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/started', 'w').close()\ntime.sleep(120)\n")
+    make_project(
+        tmp_path / "slow",
+        "import os, time\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/started', 'w').close()\ntime.sleep(120)\n",
+    )
     fail = write_config(tmp_path / "fail.yaml", experiment="fail", source_directory="fail", entry_script="train.py")
-    timeout = write_config(tmp_path / "timeout.yaml", experiment="timeout", source_directory="slow", entry_script="train.py",
-                           max_run_duration_seconds=2)
+    timeout = write_config(
+        tmp_path / "timeout.yaml",
+        experiment="timeout",
+        source_directory="slow",
+        entry_script="train.py",
+        max_run_duration_seconds=2,
+    )
     slow = write_config(tmp_path / "slow.yaml", experiment="slow", source_directory="slow", entry_script="train.py")
     runs = ["--backend", "local", "--json", "--runs-dir", str(tmp_path / "runs")]
 
@@ -71,7 +88,18 @@ def test_run_directories_are_never_shared(tmp_path: Path) -> None:
 def test_concurrent_cli_submits_get_distinct_run_directories(tmp_path: Path) -> None:
     make_project(tmp_path / "src", "print('hi')\n")
     config = write_config(tmp_path / "c.yaml", experiment="burst", source_directory="src", entry_script="train.py")
-    argv = [sys.executable, "-m", "hpc_tf", "submit", str(config), "--backend", "local", "--json", "--runs-dir", str(tmp_path / "runs")]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpc_tf",
+        "submit",
+        str(config),
+        "--backend",
+        "local",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(5)]
     dirs = {json.loads(p.communicate()[0])["run_dir"] for p in procs}
     assert len(dirs) == 5
@@ -83,8 +111,15 @@ def test_concurrent_cli_submits_get_distinct_run_directories(tmp_path: Path) -> 
 def test_snapshot_size_cap_is_a_clear_error(tmp_path: Path) -> None:
     make_project(tmp_path / "src", "pass\n", **{"data/big.bin": "x" * 3_000_000})
     config = write_config(tmp_path / "c.yaml", source_directory="src", entry_script="train.py")
-    proc = hpc("submit", str(config), "--backend", "local", "--runs-dir", str(tmp_path / "runs"),
-               env={"HPC_TF_SNAPSHOT_MAX_MB": "1"})
+    proc = hpc(
+        "submit",
+        str(config),
+        "--backend",
+        "local",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        env={"HPC_TF_SNAPSHOT_MAX_MB": "1"},
+    )
     assert proc.returncode == 2
     assert "over the 1 MiB cap" in proc.stderr and "data (2.9 MiB)" in proc.stderr and ".hpctfignore" in proc.stderr
     assert "Traceback" not in proc.stderr

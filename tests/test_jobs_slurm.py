@@ -50,8 +50,13 @@ def submit_wait(config: Path, *extra: str, timeout: float = 300) -> subprocess.C
 
 def test_tensorflow_training_completes_with_run_directory(slurm: dict, tmp_path: Path) -> None:
     make_project(tmp_path / "src", TINY_KERAS)
-    config = write_config(tmp_path / "tf.yaml", experiment="tf-smoke", source_directory="src", entry_script="train.py",
-                          script_params={"--batch-size": 50, "--learning-rate": 0.01})
+    config = write_config(
+        tmp_path / "tf.yaml",
+        experiment="tf-smoke",
+        source_directory="src",
+        entry_script="train.py",
+        script_params={"--batch-size": 50, "--learning-rate": 0.01},
+    )
     rendered = hpc("render", str(config), "--backend", "slurm").stdout
     proc = submit_wait(config, "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
@@ -76,9 +81,15 @@ def test_hostile_values_are_received_literally_and_nothing_runs(slurm: dict, tmp
     params["--list"] = ["$(touch PWNED)", "`touch PWNED`"]
     params["; touch PWNED"] = None
     env = {f"HOSTILE_{i}": value for i, value in enumerate(HOSTILE)}
-    config = write_config(tmp_path / "c.yaml", experiment="hostile", source_directory=str(src), entry_script="train.py",
-                          script_params=params, environment_variables=env,
-                          compute_target={"additional_parameters": {"comment": "it's $(touch PWNED) #not a comment"}})
+    config = write_config(
+        tmp_path / "c.yaml",
+        experiment="hostile",
+        source_directory=str(src),
+        entry_script="train.py",
+        script_params=params,
+        environment_variables=env,
+        compute_target={"additional_parameters": {"comment": "it's $(touch PWNED) #not a comment"}},
+    )
     proc = submit_wait(config, "--runs-dir", str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout.splitlines()[-1])["run_dir"])
@@ -96,13 +107,18 @@ def test_hostile_values_are_received_literally_and_nothing_runs(slurm: dict, tmp
     assert got["env"] == env
     assert Path(got["cwd"]) == run_dir / "snapshot"
     job_id = read_status(run_dir)["job_id"]
-    comment = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%k"], capture_output=True, text=True).stdout
+    comment = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%k"], capture_output=True, text=True
+    ).stdout
     assert comment.rstrip("\n") in ("it's $(touch PWNED) #not a comment", "")  # "" once the job left squeue
     assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
 
 
 def test_failing_script_ends_failed_with_its_exit_code(slurm: dict, tmp_path: Path) -> None:
-    make_project(tmp_path / "src", "import sys\nprint('about to fail')\nprint('the real reason: bad data', file=sys.stderr)\nsys.exit(3)\n")
+    make_project(
+        tmp_path / "src",
+        "import sys\nprint('about to fail')\nprint('the real reason: bad data', file=sys.stderr)\nsys.exit(3)\n",
+    )
     config = write_config(tmp_path / "c.yaml", experiment="fails", source_directory="src", entry_script="train.py")
     proc = submit_wait(config, "--runs-dir", str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 3
@@ -126,14 +142,24 @@ def test_cancelled_job_ends_cancelled_and_its_processes_are_gone(slurm: dict, tm
     waited = hpc("wait", str(run_dir), timeout=120)
     assert waited.returncode != 0 and "CANCELLED" in waited.stderr
     assert read_status(run_dir)["state"] == "CANCELLED"
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], timeout=30)
+    wait_for(
+        lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], timeout=30
+    )
 
 
 def test_snapshot_is_taken_at_submit_time_and_honours_hpctfignore(slurm: dict, tmp_path: Path) -> None:
-    src = make_project(tmp_path / "src", ARGV_DUMP, **{"data.txt": "v1", ".hpctfignore": "*.ckpt\nscratch/\n",
-                                                        "model.ckpt": "x" * 1000, "scratch/tmp.txt": "t"})
-    config = write_config(tmp_path / "c.yaml", experiment="snap", source_directory=str(src), entry_script="train.py",
-                          compute_target={"additional_parameters": {"hold": True}})
+    src = make_project(
+        tmp_path / "src",
+        ARGV_DUMP,
+        **{"data.txt": "v1", ".hpctfignore": "*.ckpt\nscratch/\n", "model.ckpt": "x" * 1000, "scratch/tmp.txt": "t"},
+    )
+    config = write_config(
+        tmp_path / "c.yaml",
+        experiment="snap",
+        source_directory=str(src),
+        entry_script="train.py",
+        compute_target={"additional_parameters": {"hold": True}},
+    )
     proc = hpc("submit", str(config), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
@@ -148,8 +174,12 @@ def test_snapshot_is_taken_at_submit_time_and_honours_hpctfignore(slurm: dict, t
 
 def test_python_api_submits_and_waits(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", ARGV_DUMP, **{"data.txt": "api"})
-    est = TensorFlow(source_directory=str(src), entry_script="train.py", script_params={"--epochs": 1},
-                     compute_target={"partition": "debug", "time": "5"})
+    est = TensorFlow(
+        source_directory=str(src),
+        entry_script="train.py",
+        script_params={"--epochs": 1},
+        compute_target={"partition": "debug", "time": "5"},
+    )
     run = Experiment("api", runs_dir=tmp_path / "runs").submit(est)
     status = run.wait_for_completion(show_output=False)
     assert status.state == "COMPLETED" and status.backend == "slurm"
@@ -160,7 +190,9 @@ def test_python_api_submits_and_waits(slurm: dict, tmp_path: Path) -> None:
 
 def test_python_api_raises_with_stderr_tail_on_failure(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", "raise SystemExit('boom: the loss went NaN')\n")
-    run = Experiment("apifail", runs_dir=tmp_path / "runs").submit(TensorFlow(source_directory=str(src), entry_script="train.py"), backend="slurm")
+    run = Experiment("apifail", runs_dir=tmp_path / "runs").submit(
+        TensorFlow(source_directory=str(src), entry_script="train.py"), backend="slurm"
+    )
     with pytest.raises(JobFailedError) as info:
         run.wait_for_completion()
     assert info.value.state == "FAILED" and info.value.exit_code == 1
@@ -173,8 +205,12 @@ def _square(x: int) -> tuple[int, str]:
 
 def test_configured_submitit_executor_runs_user_functions(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", "pass\n")
-    est = TensorFlow(source_directory=str(src), entry_script="train.py", compute_target={"partition": "debug"},
-                     max_run_duration_seconds=300)
+    est = TensorFlow(
+        source_directory=str(src),
+        entry_script="train.py",
+        compute_target={"partition": "debug"},
+        max_run_duration_seconds=300,
+    )
     executor = est.executor(folder=tmp_path / "submitit")
     assert type(executor).__name__ == "SlurmExecutor"
     extra = executor.parameters["additional_parameters"]

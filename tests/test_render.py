@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
-from hpc_tf.render import builtin_template_dir, render_script, sbatch_quote
+from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.loading import load_spec, validate
+from hpc_tf.render import builtin_template_dir, render_script, sbatch_quote
 from hpc_tf.settings import Settings
 from hpc_tf.targets import Target, resolve_target
-from hpc_tf.core.spec import SlurmOptions
 
 from .conftest import HOSTILE, REPO, make_project
 
@@ -31,7 +31,10 @@ def bash_n(script: str) -> None:
 def test_every_example_config_validates_and_renders(config: Path) -> None:
     spec = load_spec(config)
     target = resolve_target(spec, Settings.from_env({"HOME": "/nonexistent"}).target_files)
-    for plan in (slurm_plan(spec, target.options, "/usr/bin/python3", "/opt/x"), local_plan(spec, "/usr/bin/python3", "/opt/x")):
+    for plan in (
+        slurm_plan(spec, target.options, "/usr/bin/python3", "/opt/x"),
+        local_plan(spec, "/usr/bin/python3", "/opt/x"),
+    ):
         script = render_script(plan)
         bash_n(script)
         assert script.startswith("#!/bin/bash\n")
@@ -51,8 +54,12 @@ def test_templates_quote_every_placeholder() -> None:
 @pytest.mark.parametrize("value", [v for v in HOSTILE if v])
 def test_hostile_target_values_stay_inert(tmp_path: Path, value: str) -> None:
     project = make_project(tmp_path / "p", "pass\n")
-    spec = validate({"source_directory": str(project), "entry_script": "train.py", "script_params": {"--x": value}}, tmp_path)
-    target = Target("t", "slurm", SlurmOptions(partition=value, account=value, additional_parameters={"comment": value}))
+    spec = validate(
+        {"source_directory": str(project), "entry_script": "train.py", "script_params": {"--x": value}}, tmp_path
+    )
+    target = Target(
+        "t", "slurm", SlurmOptions(partition=value, account=value, additional_parameters={"comment": value})
+    )
     script = render_script(slurm_plan(spec, target.options, f"/opt/py {value}/python", f"/opt/{value}"))
     bash_n(script)
     # Executed for real (every command made harmless): nothing a value holds may run.
@@ -64,18 +71,43 @@ def test_hostile_target_values_stay_inert(tmp_path: Path, value: str) -> None:
     bash_n(local)
 
 
-@pytest.mark.parametrize("value, quoted", [("debug", "debug"), ("a b", '"a b"'), ('say "x"', '"say \\"x\\""'),
-                                           ("a#b", '"a\\#b"'), ("back\\slash", '"back\\\\slash"'), ("it's", '"it\'s"')])
+@pytest.mark.parametrize(
+    "value, quoted",
+    [
+        ("debug", "debug"),
+        ("a b", '"a b"'),
+        ('say "x"', '"say \\"x\\""'),
+        ("a#b", '"a\\#b"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("it's", '"it\'s"'),
+    ],
+)
 def test_sbatch_quote(value: str, quoted: str) -> None:
     assert sbatch_quote(value) == quoted
 
 
 def test_directives_from_spec_and_target(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", "pass\n")
-    spec = validate({"source_directory": str(project), "entry_script": "train.py", "use_gpu": True,
-                     "max_run_duration_seconds": 3725, "experiment": "exp"}, tmp_path)
-    target = Target("t", "slurm", SlurmOptions(partition="gpu", time=10, cpus_per_task=4,
-                                               additional_parameters={"exclusive": True, "mail_type": "END", "hold": False}))
+    spec = validate(
+        {
+            "source_directory": str(project),
+            "entry_script": "train.py",
+            "use_gpu": True,
+            "max_run_duration_seconds": 3725,
+            "experiment": "exp",
+        },
+        tmp_path,
+    )
+    target = Target(
+        "t",
+        "slurm",
+        SlurmOptions(
+            partition="gpu",
+            time=10,
+            cpus_per_task=4,
+            additional_parameters={"exclusive": True, "mail_type": "END", "hold": False},
+        ),
+    )
     directives = dict(sbatch_directives(spec, target.options))
     assert directives["time"] == "0-01:02:05"  # max_run_duration_seconds wins over the target's time
     assert directives["partition"] == "gpu" and directives["cpus-per-task"] == "4"
@@ -99,10 +131,16 @@ def test_site_template_directory_overrides(tmp_path: Path) -> None:
 def test_sbatch_reads_quoted_directives_back_exactly(slurm: dict) -> None:
     """sbatch parses #SBATCH lines itself; what it stores must equal what the user wrote."""
     for value in [v for v in HOSTILE if v]:
-        script = f"#!/bin/bash\n#SBATCH --comment={sbatch_quote(value)}\n#SBATCH --hold\n#SBATCH --output=/dev/null\ntrue\n"
-        job_id = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True, text=True, check=True).stdout.strip()
+        script = (
+            f"#!/bin/bash\n#SBATCH --comment={sbatch_quote(value)}\n#SBATCH --hold\n#SBATCH --output=/dev/null\ntrue\n"
+        )
+        job_id = subprocess.run(
+            ["sbatch", "--parsable"], input=script, capture_output=True, text=True, check=True
+        ).stdout.strip()
         try:
-            stored = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%k"], capture_output=True, text=True, check=True).stdout
+            stored = subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-o", "%k"], capture_output=True, text=True, check=True
+            ).stdout
             assert stored.rstrip("\n") == value
         finally:
             subprocess.run(["scancel", job_id])

@@ -55,12 +55,18 @@ def test_metrics_from_many_processes_never_mix_lines(tmp_path: Path) -> None:
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / "status.json").write_text("{}")
     (run_dir / "job.json").write_text("{}")
-    code = ("import hpc_tf, threading\n"
-            "def go(t):\n    [hpc_tf.log(f'm{t}', i * 0.5, step=i) for i in range(200)]\n"
-            "ts = [threading.Thread(target=go, args=(t,)) for t in range(3)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "HPC_TF_RUN_DIR": str(run_dir),
-                                                                  "HPC_TF_RANK": str(rank), "PYTHONPATH": str(REPO)})
-             for rank in range(4)]
+    code = (
+        "import hpc_tf, threading\n"
+        "def go(t):\n    [hpc_tf.log(f'm{t}', i * 0.5, step=i) for i in range(200)]\n"
+        "ts = [threading.Thread(target=go, args=(t,)) for t in range(3)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**os.environ, "HPC_TF_RUN_DIR": str(run_dir), "HPC_TF_RANK": str(rank), "PYTHONPATH": str(REPO)},
+        )
+        for rank in range(4)
+    ]
     assert all(p.wait() == 0 for p in procs)
     metrics = Run(run_dir).get_metrics()
     assert sorted(metrics) == ["m0", "m1", "m2"]
@@ -69,18 +75,27 @@ def test_metrics_from_many_processes_never_mix_lines(tmp_path: Path) -> None:
 
 
 def test_log_outside_a_run_warns_and_records_nothing(tmp_path: Path) -> None:
-    code = "import warnings, hpc_tf\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n" \
-           "    hpc_tf.log('x', 1)\nprint(len(w), w[0].message if w else '')"
+    code = (
+        "import warnings, hpc_tf\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
+        "    hpc_tf.log('x', 1)\nprint(len(w), w[0].message if w else '')"
+    )
     env = {k: v for k, v in os.environ.items() if k != "HPC_TF_RUN_DIR"}
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, cwd=tmp_path
+    )
     assert out.stdout.startswith("1 hpc_tf.log: not inside an hpc_tf run") and not list(tmp_path.iterdir())
 
 
 @pytest.mark.slurm
 def test_keras_metrics_come_back_from_metrics_json_and_plot(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", KERAS_METRICS)
-    cfg = write_config(tmp_path / "m.yaml", experiment="metrics", source_directory=str(src), entry_script="train.py",
-                       metric_patterns={"printed_loss": r"loss printed ([0-9.]+)"})
+    cfg = write_config(
+        tmp_path / "m.yaml",
+        experiment="metrics",
+        source_directory=str(src),
+        entry_script="train.py",
+        metric_patterns={"printed_loss": r"loss printed ([0-9.]+)"},
+    )
     run_dir = submit(cfg, tmp_path / "runs", "--wait")
     metrics = json.loads(hpc("metrics", str(run_dir), "--json").stdout)
     assert [p["step"] for p in metrics["loss"]] == [0, 1, 2] and [p["step"] for p in metrics["mae"]] == [0, 1, 2]
@@ -95,14 +110,22 @@ def test_keras_metrics_come_back_from_metrics_json_and_plot(slurm: dict, tmp_pat
 @pytest.mark.slurm
 def test_every_rank_logs_followed_prefixed_and_outputs_gathered(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", PER_RANK)
-    cfg = write_config(tmp_path / "r.yaml", experiment="ranks", source_directory=str(src), entry_script="train.py",
-                       distributed_backend="multiworker", node_count=2, process_count_per_node=2)
+    cfg = write_config(
+        tmp_path / "r.yaml",
+        experiment="ranks",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="multiworker",
+        node_count=2,
+        process_count_per_node=2,
+    )
     run_dir = submit(cfg, tmp_path / "runs")
     followed = hpc("logs", str(run_dir), "--all", "--follow", timeout=120)
     assert followed.returncode == 0, followed.stderr
     for rank in range(4):
-        assert [line for line in followed.stdout.splitlines() if line.startswith(f"[rank {rank}] ")] == \
-            [f"[rank {rank}] line {i} from rank {rank}" for i in range(3)]
+        assert [line for line in followed.stdout.splitlines() if line.startswith(f"[rank {rank}] ")] == [
+            f"[rank {rank}] line {i} from rank {rank}" for i in range(3)
+        ]
     assert read_status(run_dir)["state"] == "COMPLETED"
     assert (run_dir / "outputs" / "result.txt").read_text() == "rank 0"
     for rank in (1, 2, 3):
@@ -115,15 +138,27 @@ def test_every_rank_logs_followed_prefixed_and_outputs_gathered(slurm: dict, tmp
 @pytest.mark.slurm
 def test_a_failing_rank_in_a_two_node_job_is_named(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", PER_RANK)
-    cfg = write_config(tmp_path / "f.yaml", experiment="failrank", source_directory=str(src), entry_script="train.py",
-                       distributed_backend="multiworker", node_count=2, environment_variables={"FAIL_RANK": 1})
+    cfg = write_config(
+        tmp_path / "f.yaml",
+        experiment="failrank",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="multiworker",
+        node_count=2,
+        environment_variables={"FAIL_RANK": 1},
+    )
     run_dir = submit(cfg, tmp_path / "runs")
     waited = hpc("wait", str(run_dir), "--json", timeout=120)
     assert waited.returncode != 0
     assert json.loads(waited.stdout.splitlines()[-1])["state"] == "FAILED"
     status = json.loads(hpc("status", str(run_dir), "--json").stdout)
-    assert {k: status["first_failure"][k] for k in ("rank", "role", "index", "host", "exit_code")} == \
-        {"rank": 1, "role": "worker", "index": 1, "host": "n2", "exit_code": 3}
+    assert {k: status["first_failure"][k] for k in ("rank", "role", "index", "host", "exit_code")} == {
+        "rank": 1,
+        "role": "worker",
+        "index": 1,
+        "host": "n2",
+        "exit_code": 3,
+    }
     assert [t["exit_code"] for t in status["tasks"]][1] == 3 and status["elapsed_seconds"] is not None
     assert "first failure rank 1 (worker 1) on n2: exit 3" in hpc("status", str(run_dir)).stdout
 
@@ -131,8 +166,13 @@ def test_a_failing_rank_in_a_two_node_job_is_named(slurm: dict, tmp_path: Path) 
 @pytest.mark.slurm
 def test_a_job_over_its_time_limit_ends_timeout(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", "import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n")
-    cfg = write_config(tmp_path / "t.yaml", experiment="timeout", source_directory=str(src), entry_script="train.py",
-                       max_run_duration_seconds=60)
+    cfg = write_config(
+        tmp_path / "t.yaml",
+        experiment="timeout",
+        source_directory=str(src),
+        entry_script="train.py",
+        max_run_duration_seconds=60,
+    )
     run_dir = submit(cfg, tmp_path / "runs")
     start = time.monotonic()
     waited = hpc("wait", str(run_dir), timeout=240)
@@ -146,9 +186,22 @@ def test_runs_listing_filters_and_prefixes(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     made = []
     for code in (0, 1, 0):
-        cfg = write_config(tmp_path / "c.yaml", experiment="list", source_directory=str(src), entry_script="train.py",
-                           script_params={"--code": code})
-        made.append(Path(json.loads(hpc("submit", str(cfg), "--backend", "local", "--json", "--wait", "--runs-dir", str(runs)).stdout.splitlines()[-1])["run_dir"]))
+        cfg = write_config(
+            tmp_path / "c.yaml",
+            experiment="list",
+            source_directory=str(src),
+            entry_script="train.py",
+            script_params={"--code": code},
+        )
+        made.append(
+            Path(
+                json.loads(
+                    hpc(
+                        "submit", str(cfg), "--backend", "local", "--json", "--wait", "--runs-dir", str(runs)
+                    ).stdout.splitlines()[-1]
+                )["run_dir"]
+            )
+        )
     listed = json.loads(hpc("runs", "--runs-dir", str(runs), "--json").stdout)
     assert [r["run_dir"] for r in listed] == [str(p) for p in reversed(made)]  # newest first
     failed = json.loads(hpc("runs", "--runs-dir", str(runs), "--state", "failed", "--json").stdout)
@@ -190,8 +243,9 @@ def _watch_fifty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Watch
 
 
 @pytest.mark.slurm
-def test_watching_fifty_runs_is_one_query_per_interval_without_accounting(slurm: dict, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watching_fifty_runs_is_one_query_per_interval_without_accounting(
+    slurm: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     watcher, calls = _watch_fifty(tmp_path, monkeypatch)
     sacct = [c for c in calls if c.startswith("sacct")]
     squeue = [c for c in calls if c.startswith("squeue")]
@@ -214,10 +268,14 @@ def accounting_cluster(slurm_cluster: dict) -> dict:
 
 
 @pytest.mark.slurm
-def test_watching_fifty_runs_is_one_query_per_interval_with_accounting(accounting_cluster: dict, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watching_fifty_runs_is_one_query_per_interval_with_accounting(
+    accounting_cluster: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     watcher, calls = _watch_fifty(tmp_path, monkeypatch)
     assert not [c for c in calls if c.startswith("squeue")]
     assert len(calls) == watcher.queries and watcher.queries >= 2
-    wait_for(lambda: "COMPLETED" in subprocess.run(["sacct", "-X", "-n", "-P", "-o", "State"], capture_output=True,
-                                                    text=True).stdout, timeout=30)
+    wait_for(
+        lambda: "COMPLETED"
+        in subprocess.run(["sacct", "-X", "-n", "-P", "-o", "State"], capture_output=True, text=True).stdout,
+        timeout=30,
+    )

@@ -45,8 +45,15 @@ def timed_json(*args: str) -> tuple[float, object]:
 @pytest.mark.slurm
 def test_controller_stopped_under_a_running_job_never_rewrites_it(slurm: dict, tmp_path: Path) -> None:
     src = make_project(tmp_path / "src", SLOW_TWO_NODES)
-    cfg = write_config(tmp_path / "c.yaml", experiment="outage", source_directory=str(src), entry_script="train.py",
-                       distributed_backend="mpi", node_count=2, environment_variables={"SLEEP": "25"})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="outage",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        node_count=2,
+        environment_variables={"SLEEP": "25"},
+    )
     runs = tmp_path / "runs"
     proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(runs))
     assert proc.returncode == 0, proc.stderr
@@ -54,8 +61,13 @@ def test_controller_stopped_under_a_running_job_never_rewrites_it(slurm: dict, t
     wait_for(lambda: read_status(run_dir)["state"] == "RUNNING", timeout=60)
     cluster("stop-controller")
     try:
-        waiter = subprocess.Popen([sys.executable, "-m", "hpc_tf", "wait", str(run_dir)], stderr=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "hpc_tf", "wait", str(run_dir)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        )
         for _ in range(3):
             took, status = timed_json("status", str(run_dir))
             assert took < BOUND_SECONDS, f"`status` took {took:.1f} s with the controller down"
@@ -94,8 +106,9 @@ def _sleeping_sacct(tmp_path: Path) -> tuple[str, Path]:
 
 
 @pytest.mark.slurm
-def test_a_sacct_timeout_is_no_answer_and_does_not_switch_to_squeue(slurm: dict, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sacct_timeout_is_no_answer_and_does_not_switch_to_squeue(
+    slurm: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = make_project(tmp_path / "src", "import time; time.sleep(20)\n")
     cfg = write_config(tmp_path / "c.yaml", experiment="sacct", source_directory=str(src), entry_script="train.py")
     proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
@@ -122,28 +135,50 @@ def _scontrol_job(job_id: str) -> dict[str, str]:
 
 
 OPTION_CASES = [
-    pytest.param({"additional_parameters": {"exclusive": None, "hold": True}}, None, {"OverSubscribe": "NO"},
-                 id="exclusive-null-is-a-bare-flag"),
-    pytest.param({"additional_parameters": {"exclusive": False, "hold": True}}, None, {"OverSubscribe": "OK"},
-                 id="exclusive-false-is-left-out"),
-    pytest.param({"time": "7", "additional_parameters": {"hold": True}}, None, {"TimeLimit": "00:07:00"},
-                 id="time-in-minutes"),
-    pytest.param({"additional_parameters": {"hold": True}}, 150, {"TimeLimit": "00:03:00"},
-                 id="max-run-duration-rounded-up"),
-    pytest.param({"gpus_per_node": 1, "additional_parameters": {"hold": True}}, None, {"TresPerNode": "gres:gpu:1"},
-                 id="gpus-per-node"),
+    pytest.param(
+        {"additional_parameters": {"exclusive": None, "hold": True}},
+        None,
+        {"OverSubscribe": "NO"},
+        id="exclusive-null-is-a-bare-flag",
+    ),
+    pytest.param(
+        {"additional_parameters": {"exclusive": False, "hold": True}},
+        None,
+        {"OverSubscribe": "OK"},
+        id="exclusive-false-is-left-out",
+    ),
+    pytest.param(
+        {"time": "7", "additional_parameters": {"hold": True}}, None, {"TimeLimit": "00:07:00"}, id="time-in-minutes"
+    ),
+    pytest.param(
+        {"additional_parameters": {"hold": True}}, 150, {"TimeLimit": "00:03:00"}, id="max-run-duration-rounded-up"
+    ),
+    pytest.param(
+        {"gpus_per_node": 1, "additional_parameters": {"hold": True}},
+        None,
+        {"TresPerNode": "gres:gpu:1"},
+        id="gpus-per-node",
+    ),
 ]
 
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("target, max_seconds, expected", OPTION_CASES)
-def test_job_script_and_executor_ask_slurm_for_the_same_options(slurm: dict, tmp_path: Path, target: dict,
-                                                                max_seconds: int | None, expected: dict) -> None:
+def test_job_script_and_executor_ask_slurm_for_the_same_options(
+    slurm: dict, tmp_path: Path, target: dict, max_seconds: int | None, expected: dict
+) -> None:
     src = make_project(tmp_path / "src", "pass\n")
     keys = {"max_run_duration_seconds": max_seconds} if max_seconds else {}
     use_gpu = {"use_gpu": True} if "gpus_per_node" in target else {}
-    cfg = write_config(tmp_path / "c.yaml", experiment="opts", source_directory=str(src), entry_script="train.py",
-                       compute_target=target, **keys, **use_gpu)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="opts",
+        source_directory=str(src),
+        entry_script="train.py",
+        compute_target=target,
+        **keys,
+        **use_gpu,
+    )
     proc = hpc("submit", str(cfg), "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     script_job = str(json.loads(proc.stdout.splitlines()[-1])["job_id"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.errors import ConfigError
 from hpc_tf.core.plan import script_argv
+from hpc_tf.errors import ConfigError
 from hpc_tf.loading import apply_overrides, load_spec, validate
 from hpc_tf.settings import Settings
 from hpc_tf.targets import resolve_target
@@ -45,16 +45,36 @@ def test_defaults_follow_the_seed(project: Path) -> None:
         ({"node_count": "two"}, "node_count", "expected an integer"),
         ({"process_count_per_node": 1000}, "process_count_per_node", "expected an integer <= 256"),
         ({"distributed_backend": "horovod"}, "distributed_backend", "valid values: null, 'mpi', 'ps', 'multiworker'"),
-        ({"distributed_backend": "ps", "node_count": 2, "worker_count": 2, "process_count_per_node": 1}, "worker_count + parameter_server_count", "needs 4 tasks (1 chief + 1 ps + 2 workers) but node_count × process_count_per_node = 2 × 1 = 2 slots: 2 missing"),
-        ({"distributed_backend": "ps", "node_count": 3, "parameter_server_count": 0}, "parameter_server_count", "at least 1 parameter server"),
-        ({"distributed_backend": "mpi", "node_count": 2, "worker_count": 2}, "worker_count", "only used with distributed_backend 'ps'"),
-        ({"distributed_backend": "ps", "node_count": 3, "launcher": "mpirun"}, "launcher", "only used with distributed_backend 'mpi'"),
+        (
+            {"distributed_backend": "ps", "node_count": 2, "worker_count": 2, "process_count_per_node": 1},
+            "worker_count + parameter_server_count",
+            "needs 4 tasks (1 chief + 1 ps + 2 workers) but node_count × process_count_per_node = 2 × 1 = 2 slots: 2 missing",
+        ),
+        (
+            {"distributed_backend": "ps", "node_count": 3, "parameter_server_count": 0},
+            "parameter_server_count",
+            "at least 1 parameter server",
+        ),
+        (
+            {"distributed_backend": "mpi", "node_count": 2, "worker_count": 2},
+            "worker_count",
+            "only used with distributed_backend 'ps'",
+        ),
+        (
+            {"distributed_backend": "ps", "node_count": 3, "launcher": "mpirun"},
+            "launcher",
+            "only used with distributed_backend 'mpi'",
+        ),
         ({"distributed_backend": "mpi", "launcher": "horovodrun"}, "launcher", "valid values: 'srun', 'mpirun'"),
         ({"distributed_backend": "ps", "node_count": 3, "ps_mode": "auto"}, "ps_mode", "valid values: 'managed'"),
         ({"distributed_backend": "mpi", "mpi_plugin": "pmi 2"}, "mpi_plugin", "srun --mpi plugin name"),
         ({"pip_packages": ["requests", "numpy>>1"]}, "pip_packages[1]", "not a valid pip requirement (PEP 508)"),
         ({"conda_packages": ["scikit-learn; rm -rf /"]}, "conda_packages[0]", "expected a conda package spec"),
-        ({"pip_packages": ["six"], "conda_packages": ["numpy"]}, "pip_packages + conda_packages", "one package manager per job"),
+        (
+            {"pip_packages": ["six"], "conda_packages": ["numpy"]},
+            "pip_packages + conda_packages",
+            "one package manager per job",
+        ),
         ({"pip_requirements_file": "nope.txt"}, "pip_requirements_file", "file not found"),
         ({"modules": ["cuda/12.2", "bad name;"]}, "modules[1]", "expected a module name"),
         ({"setup": ["module purge", "  "]}, "setup[1]", "an empty setup line"),
@@ -73,8 +93,16 @@ def test_defaults_follow_the_seed(project: Path) -> None:
         ({"compute_target": {"partiton": "gpu"}}, "compute_target.partiton", "did you mean 'partition'"),
         ({"compute_target": {"time": "soon"}}, "compute_target.time", "Slurm time"),
         ({"compute_target": {"mem": "lots"}}, "compute_target.mem", "memory size"),
-        ({"compute_target": {"additional_parameters": {"ntasks": 4}}}, "compute_target.additional_parameters.ntasks", "set by hpc_tf"),
-        ({"compute_target": {"additional_parameters": {"bad name": 1}}}, "compute_target.additional_parameters.bad name", "not a long sbatch option"),
+        (
+            {"compute_target": {"additional_parameters": {"ntasks": 4}}},
+            "compute_target.additional_parameters.ntasks",
+            "set by hpc_tf",
+        ),
+        (
+            {"compute_target": {"additional_parameters": {"bad name": 1}}},
+            "compute_target.additional_parameters.bad name",
+            "not a long sbatch option",
+        ),
         ({"compute_target": "has space"}, "compute_target", "target name"),
         ({"entry_script": "missing.py"}, "entry_script", "file not found"),
         ({"entry_script": "../outside.py"}, "entry_script", "inside source_directory"),
@@ -91,11 +119,24 @@ def test_each_problem_names_file_key_and_what_is_allowed(project: Path, extra: d
 
 
 def test_all_problems_are_reported_at_once(project: Path) -> None:
-    data = base(project, node_count=0, entry_scrpit="x", distributed_backend="nope", use_gpu="maybe",
-                compute_target={"partiton": "x"})
+    data = base(
+        project,
+        node_count=0,
+        entry_scrpit="x",
+        distributed_backend="nope",
+        use_gpu="maybe",
+        compute_target={"partiton": "x"},
+    )
     data["entry_script"] = "missing.py"
     keys = {p.split(": ")[1] for p in problems_of(data, project)}
-    assert {"node_count", "entry_scrpit", "distributed_backend", "use_gpu", "compute_target.partiton", "entry_script"} <= keys
+    assert {
+        "node_count",
+        "entry_scrpit",
+        "distributed_backend",
+        "use_gpu",
+        "compute_target.partiton",
+        "entry_script",
+    } <= keys
 
 
 def test_missing_required_keys(tmp_path: Path) -> None:
@@ -105,7 +146,9 @@ def test_missing_required_keys(tmp_path: Path) -> None:
 
 
 def test_nul_and_newlines_rejected_everywhere(project: Path) -> None:
-    found = problems_of(base(project, environment_variables={"A": "x\x00y"}, compute_target={"partition": "a\rb"}), project)
+    found = problems_of(
+        base(project, environment_variables={"A": "x\x00y"}, compute_target={"partition": "a\rb"}), project
+    )
     assert any(p.startswith("cfg.yaml: environment_variables.A:") for p in found)
     assert any(p.startswith("cfg.yaml: compute_target.partition:") for p in found)
 
@@ -127,7 +170,9 @@ def test_script_params_to_argv_in_order(params: dict, argv: list[str]) -> None:
 
 def test_yaml_file_relative_paths_and_overrides(tmp_path: Path) -> None:
     make_project(tmp_path / "proj", "pass\n")
-    cfg = write_config(tmp_path / "c.yaml", source_directory="proj", entry_script="train.py", script_params={"--lr": 0.1})
+    cfg = write_config(
+        tmp_path / "c.yaml", source_directory="proj", entry_script="train.py", script_params={"--lr": 0.1}
+    )
     spec = load_spec(cfg, ["script_params.--lr=0.5", "experiment=exp2", "compute_target.partition=debug"])
     assert spec.source_directory == str((tmp_path / "proj").resolve())
     assert spec.script_params == {"--lr": 0.5} and spec.experiment == "exp2"
@@ -151,8 +196,16 @@ def test_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
 
 
 def test_gpus_per_node_must_cover_processes(tmp_path: Path, project: Path) -> None:
-    spec = validate(base(project, distributed_backend="mpi", process_count_per_node=4, use_gpu=True,
-                         compute_target={"gpus_per_node": 2}), project)
+    spec = validate(
+        base(
+            project,
+            distributed_backend="mpi",
+            process_count_per_node=4,
+            use_gpu=True,
+            compute_target={"gpus_per_node": 2},
+        ),
+        project,
+    )
     with pytest.raises(ConfigError) as info:
         resolve_target(spec, Settings.from_env({"HOME": str(tmp_path)}).target_files)
     assert "compute_target.gpus_per_node: 2 GPUs per node for 4 processes per node" in str(info.value)
@@ -164,7 +217,12 @@ def test_named_targets_from_the_search_path(tmp_path: Path, project: Path) -> No
     env = {"HPC_TF_TARGETS": str(targets), "HOME": str(tmp_path)}
     target = resolve_target(validate(base(project, compute_target="gpu"), project), Settings.from_env(env).target_files)
     assert (target.backend, target.options.partition, target.options.gpus_per_node) == ("slurm", "gpu", 4)
-    assert resolve_target(validate(base(project, compute_target="local"), project), Settings.from_env(env).target_files).backend == "local"
+    assert (
+        resolve_target(
+            validate(base(project, compute_target="local"), project), Settings.from_env(env).target_files
+        ).backend
+        == "local"
+    )
     assert resolve_target(validate(base(project), project), Settings.from_env(env).target_files).backend == "auto"
     with pytest.raises(ConfigError) as info:
         resolve_target(validate(base(project, compute_target="nope"), project), Settings.from_env(env).target_files)

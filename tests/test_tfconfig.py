@@ -7,14 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.explain import explain_rows
+from hpc_tf.core.layout import (
+    Slot,
+    bind_gpus,
+    block_tasks_per_node,
+    expand_port_range,
+    job_port_base,
+    layout,
+    ports_for,
+    roles,
+    tf_config,
+)
 from hpc_tf.core.records import JobRecord
+from hpc_tf.explain import explain_rows
 from hpc_tf.job.context import TaskContext, TaskSetupError
 from hpc_tf.job.runtime import job_slots, my_slot, task_environment
 from hpc_tf.loading import validate
 from hpc_tf.targets import Target
-from hpc_tf.core.layout import (Slot, bind_gpus, block_tasks_per_node, expand_port_range, job_port_base, layout, ports_for,
-                             roles, tf_config)
 
 from .conftest import make_project
 
@@ -35,11 +44,19 @@ def test_roles_in_rank_order(backend: str, ntasks: int, ps: int, expected: list)
 def test_layout_keeps_slurm_node_order_and_builds_the_seed_shape() -> None:
     slots = layout("ps", ["n9", "n10"], [2, 2], 1, job_id=7)
     assert [(s.node, s.local_rank, s.role, s.index) for s in slots] == [
-        ("n9", 0, "chief", 0), ("n9", 1, "ps", 0), ("n10", 0, "worker", 0), ("n10", 1, "worker", 1)]
+        ("n9", 0, "chief", 0),
+        ("n9", 1, "ps", 0),
+        ("n10", 0, "worker", 0),
+        ("n10", 1, "worker", 1),
+    ]
     base = job_port_base(7, 4)
     config = tf_config(slots, 2)
     assert config == {
-        "cluster": {"chief": [f"n9:{base}"], "ps": [f"n9:{base + 1}"], "worker": [f"n10:{base + 2}", f"n10:{base + 3}"]},
+        "cluster": {
+            "chief": [f"n9:{base}"],
+            "ps": [f"n9:{base + 1}"],
+            "worker": [f"n10:{base + 2}", f"n10:{base + 3}"],
+        },
         "task": {"type": "worker", "index": 0},
         "environment": "cloud",
     }
@@ -66,7 +83,13 @@ def test_reserved_ports_are_indexed_by_local_rank() -> None:
 
 def test_evaluator_takes_the_last_rank_and_stays_out_of_the_cluster() -> None:
     slots = layout("ps", ["n1", "n2", "n3"], [2, 2, 1], 1, job_id=3, evaluator=True)
-    assert [(s.role, s.index) for s in slots] == [("chief", 0), ("ps", 0), ("worker", 0), ("worker", 1), ("evaluator", 0)]
+    assert [(s.role, s.index) for s in slots] == [
+        ("chief", 0),
+        ("ps", 0),
+        ("worker", 0),
+        ("worker", 1),
+        ("evaluator", 0),
+    ]
     config = tf_config(slots, 4)
     assert "evaluator" not in config["cluster"] and config["task"] == {"type": "evaluator", "index": 0}
     assert slots[-1].port is None
@@ -75,12 +98,12 @@ def test_evaluator_takes_the_last_rank_and_stays_out_of_the_cluster() -> None:
 @pytest.mark.parametrize(
     "visible, role, local, use_gpu, expected",
     [
-        ("0,1", "worker", 1, True, "1"),      # bind by local rank
-        ("3", "worker", 1, True, "3"),        # Slurm already gave this task exactly one GPU: keep it
-        ("0,1", "ps", 0, True, ""),           # parameter servers see no GPU
+        ("0,1", "worker", 1, True, "1"),  # bind by local rank
+        ("3", "worker", 1, True, "3"),  # Slurm already gave this task exactly one GPU: keep it
+        ("0,1", "ps", 0, True, ""),  # parameter servers see no GPU
         ("0,1", "ps", 0, False, ""),
-        ("0,1", "worker", 0, False, None),    # no GPU asked for: leave Slurm's setting alone
-        (None, "worker", 0, True, None),      # no GPU visible: nothing to bind
+        ("0,1", "worker", 0, False, None),  # no GPU asked for: leave Slurm's setting alone
+        (None, "worker", 0, True, None),  # no GPU visible: nothing to bind
     ],
 )
 def test_gpu_binding(visible: str | None, role: str, local: int, use_gpu: bool, expected: str | None) -> None:
@@ -92,27 +115,65 @@ def test_gpu_binding_never_raises_index_error() -> None:
         bind_gpus("0,1", Slot(2, "n1", 2, "worker", 2), True)
 
 
-@pytest.mark.parametrize("ntasks, nodes, per_node, counts", [(4, 3, 2, [2, 1, 1]), (5, 3, 2, [2, 2, 1]), (3, 2, 2, [2, 1]),
-                                                             (5, 4, 2, [2, 1, 1, 1]), (8, 4, 2, [2, 2, 2, 2])])
+@pytest.mark.parametrize(
+    "ntasks, nodes, per_node, counts",
+    [(4, 3, 2, [2, 1, 1]), (5, 3, 2, [2, 2, 1]), (3, 2, 2, [2, 1]), (5, 4, 2, [2, 1, 1, 1]), (8, 4, 2, [2, 2, 2, 2])],
+)
 def test_block_tasks_per_node_matches_srun(ntasks: int, nodes: int, per_node: int, counts: list[int]) -> None:
     assert block_tasks_per_node(ntasks, nodes, per_node) == counts
 
 
-PS_JOB = JobRecord(run_id="r", experiment="e", backend="slurm", python="python3", command=[], distributed_backend="ps",
-                   parameter_server_count=1, use_gpu=True)
-SRUN_ENV = {"SLURM_JOB_ID": "42", "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_STEP_NUM_TASKS": "4",
-            "SLURM_STEP_NODELIST": "n[9-10]", "SLURM_STEP_TASKS_PER_NODE": "2(x2)", "SLURM_JOB_NODELIST": "n[9-10]",
-            "CUDA_VISIBLE_DEVICES": "0,1"}
+PS_JOB = JobRecord(
+    run_id="r",
+    experiment="e",
+    backend="slurm",
+    python="python3",
+    command=[],
+    distributed_backend="ps",
+    parameter_server_count=1,
+    use_gpu=True,
+)
+SRUN_ENV = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_PROCID": "3",
+    "SLURM_LOCALID": "1",
+    "SLURM_STEP_NUM_TASKS": "4",
+    "SLURM_STEP_NODELIST": "n[9-10]",
+    "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+    "SLURM_JOB_NODELIST": "n[9-10]",
+    "CUDA_VISIBLE_DEVICES": "0,1",
+}
 
 
 def test_task_context_from_srun_mpirun_and_local_environments() -> None:
     ctx = TaskContext.from_env(SRUN_ENV, "n10")
-    assert (ctx.rank, ctx.local_rank, ctx.ntasks, ctx.nodes, ctx.tasks_per_node, ctx.job_id) == (3, 1, 4, ["n9", "n10"], [2, 2], 42)
-    mpi = TaskContext.from_env({**SRUN_ENV, "SLURM_PROCID": "0", "OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
-                       "OMPI_COMM_WORLD_SIZE": "6"}, "n10")
+    assert (ctx.rank, ctx.local_rank, ctx.ntasks, ctx.nodes, ctx.tasks_per_node, ctx.job_id) == (
+        3,
+        1,
+        4,
+        ["n9", "n10"],
+        [2, 2],
+        42,
+    )
+    mpi = TaskContext.from_env(
+        {
+            **SRUN_ENV,
+            "SLURM_PROCID": "0",
+            "OMPI_COMM_WORLD_RANK": "5",
+            "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+            "OMPI_COMM_WORLD_SIZE": "6",
+        },
+        "n10",
+    )
     assert (mpi.rank, mpi.local_rank, mpi.ntasks) == (5, 1, 6)
     local = TaskContext.from_env({"HPC_TF_TASK_RANK": "2", "HPC_TF_NTASKS": "3", "HPC_TF_JOB_ID": "99"}, "laptop")
-    assert (local.rank, local.nodes, local.tasks_per_node, local.job_id, local.local) == (2, ["localhost"], [3], 99, True)
+    assert (local.rank, local.nodes, local.tasks_per_node, local.job_id, local.local) == (
+        2,
+        ["localhost"],
+        [3],
+        99,
+        True,
+    )
 
 
 @pytest.mark.parametrize("missing", ["SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_TASKS_PER_NODE"])
@@ -139,8 +200,18 @@ def test_each_task_computes_its_own_tf_config_and_checks_its_host() -> None:
 
 def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", "pass\n")
-    spec = validate({"source_directory": str(project), "entry_script": "train.py", "distributed_backend": "ps",
-                     "node_count": 2, "process_count_per_node": 2, "worker_count": 2, "use_gpu": True}, tmp_path)
+    spec = validate(
+        {
+            "source_directory": str(project),
+            "entry_script": "train.py",
+            "distributed_backend": "ps",
+            "node_count": 2,
+            "process_count_per_node": 2,
+            "worker_count": 2,
+            "use_gpu": True,
+        },
+        tmp_path,
+    )
     rows = explain_rows(spec, Target("t", "slurm"), "n[9-10]", 42, None)
     for row in rows:
         env = {**SRUN_ENV, "SLURM_PROCID": str(row["rank"]), "SLURM_LOCALID": str(row["local_rank"])}
@@ -149,5 +220,10 @@ def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
         slots = job_slots(job, ctx)
         slot = my_slot(ctx, slots)
         computed = task_environment(job, slots, slot, env)
-        assert (slot.role, slot.index, slot.port, computed["CUDA_VISIBLE_DEVICES"]) == (row["role"], row["index"], row["port"], row["gpus"])
+        assert (slot.role, slot.index, slot.port, computed["CUDA_VISIBLE_DEVICES"]) == (
+            row["role"],
+            row["index"],
+            row["port"],
+            row["gpus"],
+        )
     assert [r["runs"] for r in rows] == ["train.py", "TensorFlow server", "TensorFlow server", "TensorFlow server"]

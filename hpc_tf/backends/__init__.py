@@ -27,8 +27,10 @@ def choose_backend(requested: str, target_backend: str, settings: Settings, prob
     if choice == "slurm" and probe:
         ok, why = slurm_answers(settings.scheduler_timeout)
         if not ok:
-            raise UsageError(f"backend 'slurm' was asked for but no Slurm cluster answers: {why}. "
-                             "Use --backend local to run on this machine")
+            raise UsageError(
+                f"backend 'slurm' was asked for but no Slurm cluster answers: {why}. "
+                "Use --backend local to run on this machine"
+            )
     return choice, "requested" if requested != "auto" else "compute_target"
 
 

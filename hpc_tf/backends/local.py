@@ -30,12 +30,19 @@ class LocalBackend:
     def submit(self, run: RunDir, script: str) -> str:
         try:
             with open(run.supervisor_log, "ab") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "hpc_tf.backends.local_supervisor", str(run.path)],
-                                        cwd=run.path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=_env_with_package_path())
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "hpc_tf.backends.local_supervisor", str(run.path)],
+                    cwd=run.path,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=_env_with_package_path(),
+                )
         except OSError as exc:
-            raise SubmissionError(f"cannot start the local supervisor: {exc.strerror or exc}",
-                                  run_dir=str(run.path)) from None
+            raise SubmissionError(
+                f"cannot start the local supervisor: {exc.strerror or exc}", run_dir=str(run.path)
+            ) from None
         return f"{PREFIX}{proc.pid}"
 
     def states(self, job_ids: Sequence[str]) -> dict[str, Answer]:
@@ -68,7 +75,7 @@ def _env_with_package_path() -> dict[str, str]:
 
 
 def _pid(job_id: str) -> int | None:
-    return int(job_id[len(PREFIX):]) if job_id.startswith(PREFIX) and job_id[len(PREFIX):].isdigit() else None
+    return int(job_id[len(PREFIX) :]) if job_id.startswith(PREFIX) and job_id[len(PREFIX) :].isdigit() else None
 
 
 def supervisor_alive(pid: int) -> bool:

@@ -29,8 +29,14 @@ def supervise(run_dir: str) -> int:
     limit = run.read_job().max_run_duration_seconds
     me = os.getpid()
     with open(run.local_job_log, "ab") as out:
-        proc = subprocess.Popen(["bash", str(run.script)], cwd=run.path, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, process_group=0)
+        proc = subprocess.Popen(
+            ["bash", str(run.script)],
+            cwd=run.path,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
     cause: list[str] = []
 
     def cancel(_signum: int, _frame: object) -> None:

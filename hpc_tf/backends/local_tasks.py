@@ -17,8 +17,12 @@ import time
 
 def launch(run_dir: str, ntasks: int) -> int:
     env = dict(os.environ, HPC_TF_NTASKS=str(ntasks), HPC_TF_JOB_ID=str(os.getpid()))
-    procs = [subprocess.Popen([sys.executable, "-u", "-m", "hpc_tf.job", run_dir],
-                              env={**env, "HPC_TF_TASK_RANK": str(rank)}) for rank in range(ntasks)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-u", "-m", "hpc_tf.job", run_dir], env={**env, "HPC_TF_TASK_RANK": str(rank)}
+        )
+        for rank in range(ntasks)
+    ]
 
     def forward(signum: int, _frame: object) -> None:
         for proc in procs:

@@ -15,6 +15,7 @@ from ..rundir import RunDir
 from ..settings import Settings
 from .slurm_text import parse_sacct, parse_squeue, query_failure
 
+
 class SlurmBackend:
     name = "slurm"
 
@@ -36,16 +37,22 @@ class SlurmBackend:
         if not job_ids:
             return {}
         if self.accounting is not False:
-            answers = self._query(["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j",
-                                   ",".join(job_ids)], job_ids, parse_sacct)
+            answers = self._query(
+                ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)],
+                job_ids,
+                parse_sacct,
+            )
             if answers is not None:
                 return answers
             self.accounting = False  # Slurm said accounting storage is disabled
-        answers = self._query(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], job_ids,
-                              parse_squeue)
+        answers = self._query(
+            ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], job_ids, parse_squeue
+        )
         return answers if answers is not None else _all(job_ids, NoAnswer("squeue: unexpected answer"))
 
-    def _query(self, argv: list[str], job_ids: Sequence[str], parse: Callable[[str], dict[str, JobState]]) -> dict[str, Answer] | None:
+    def _query(
+        self, argv: list[str], job_ids: Sequence[str], parse: Callable[[str], dict[str, JobState]]
+    ) -> dict[str, Answer] | None:
         """Run one bounded query; None when Slurm says accounting is disabled."""
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)

@@ -49,6 +49,7 @@ def submit_script(run: RunDir, script: str) -> str:
         said = str(exc)
         if "timed out" in said or "Unable to contact" in said:
             said += "\n(the controller did not answer: check `squeue --me` before resubmitting, the job may be queued)"
-        raise SubmissionError("sbatch refused the job", ["sbatch", f"--chdir={run.path}", str(run.script)],
-                              said, str(run.path)) from None
+        raise SubmissionError(
+            "sbatch refused the job", ["sbatch", f"--chdir={run.path}", str(run.script)], said, str(run.path)
+        ) from None
     return str(job.job_id)

@@ -105,8 +105,22 @@ _KEYS_22_05 = """
 """
 SCONTROL_JOB_KEYS = frozenset(_KEYS_22_05.split())
 SCONTROL_FREE_TEXT = frozenset(
-    {"JobName", "Reason", "Command", "WorkDir", "Comment", "AdminComment", "SystemComment", "StdErr", "StdIn",
-     "StdOut", "MailUser", "Container", "CrontabSpec", "Extra"}
+    {
+        "JobName",
+        "Reason",
+        "Command",
+        "WorkDir",
+        "Comment",
+        "AdminComment",
+        "SystemComment",
+        "StdErr",
+        "StdIn",
+        "StdOut",
+        "MailUser",
+        "Container",
+        "CrontabSpec",
+        "Extra",
+    }
 )
 _KEY = re.compile(r"(?:^| )([A-Za-z][A-Za-z0-9_:/-]*)=")
 
@@ -137,7 +151,7 @@ def _scontrol_fields(line: str) -> dict[str, str]:
         if key and key in SCONTROL_FREE_TEXT and name not in SCONTROL_JOB_KEYS:
             continue  # `Word=` inside a comment, a path or a job name
         if key:
-            out[key] = line[start:m.start()].strip()
+            out[key] = line[start : m.start()].strip()
         key, start = name, m.end()
     if key:
         out[key] = line[start:].strip()
@@ -150,8 +164,9 @@ def scontrol_job_state(fields: dict[str, str]) -> JobState:
     scontrol writes its reasons with `_` for spaces (`ReqNodeNotAvail,_UnavailableNodes:n4`) and, unlike
     sacct, keeps the signal of a job ended by Slurm (TIMEOUT, cancelled while running: `0:15`, so 143).
     """
-    return JobState(state_word(fields.get("JobState", "")), exit_code(fields.get("ExitCode", "")),
-                    fields.get("Reason", ""))
+    return JobState(
+        state_word(fields.get("JobState", "")), exit_code(fields.get("ExitCode", "")), fields.get("Reason", "")
+    )
 
 
 def query_failure(returncode: int, stdout: str, stderr: str) -> QueryFailure:

@@ -20,8 +20,11 @@ def _parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = argparse.ArgumentParser(prog="python -m hpc_tf", parents=[common],
-                                     description="Run TensorFlow training jobs on Slurm or on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hpc_tf",
+        parents=[common],
+        description="Run TensorFlow training jobs on Slurm or on this machine.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_cmds.add_commands(sub, common)
     run_cmds.add_commands(sub, common)

@@ -15,8 +15,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     def config_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument("config", help="estimator config (YAML)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key (dotted keys, YAML values); repeatable")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key (dotted keys, YAML values); repeatable",
+        )
         return p
 
     p = config_cmd("submit", "validate, snapshot, render and submit a job")
@@ -30,7 +36,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = config_cmd("explain", "show which task runs where, as what, on which port and GPUs")
     p.add_argument("--nodelist", help="the allocation's nodes as a Slurm hostlist (default: node[1-N])")
     p.add_argument("--job-id", type=int, default=None, help="job id the ports are derived from (default: show offsets)")
-    p.add_argument("--gpus-per-node", type=int, default=None, help="GPUs Slurm makes visible per node (default: from the config)")
+    p.add_argument(
+        "--gpus-per-node", type=int, default=None, help="GPUs Slurm makes visible per node (default: from the config)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("env", parents=[common], help="list or prune the cached job environments")
     p.add_argument("action", choices=["list", "prune"])
@@ -41,8 +49,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _backend_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto", choices=["auto", "slurm", "local"],
-                   help="auto (default): the compute_target's, else Slurm if a cluster answers, else local")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "slurm", "local"],
+        help="auto (default): the compute_target's, else Slurm if a cluster answers, else local",
+    )
 
 
 def _estimator(args: argparse.Namespace, settings: Settings) -> Any:
@@ -70,7 +82,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from ..environments import list_envs, prune
+    from ..env_store import list_envs, prune
 
     root = settings.env_cache
     if args.action == "list":
@@ -89,7 +101,9 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
     if args.older_than is not None and not 0 <= args.older_than < 1e6:
         raise UsageError(f"env prune --older-than: {args.older_than} is not valid; expected days, >= 0")
     removed = prune(root, 0 if args.all else args.older_than, args.key) if root.is_dir() else []
-    print(json.dumps(removed) if args.json else f"removed {len(removed)} environment(s) from {root}: {' '.join(removed)}")
+    print(
+        json.dumps(removed) if args.json else f"removed {len(removed)} environment(s) from {root}: {' '.join(removed)}"
+    )
     return 0
 
 
@@ -121,5 +135,10 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     return wait_and_report(Run(run, settings), info if args.json else None, show_output=True)
 
 
-COMMANDS = {"submit": cmd_submit, "render": cmd_render, "validate": cmd_validate, "explain": cmd_explain,
-            "env": cmd_env}
+COMMANDS = {
+    "submit": cmd_submit,
+    "render": cmd_render,
+    "validate": cmd_validate,
+    "explain": cmd_explain,
+    "env": cmd_env,
+}

@@ -10,14 +10,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import JobFailedError
+from .text import dash as _dash
+from .text import duration as _duration
+from .text import unreachable_text
 
 if TYPE_CHECKING:  # the parser is built for every command: what the run commands use is imported when they run
-    from ..core.records import RunStatus
     from ..follow import Run
     from ..settings import Settings
 
@@ -61,14 +61,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> Run:
     return find_run(args.run, settings)
 
 
-def unreachable_text(status: RunStatus) -> str:
-    """"scheduler not answering since …" for a run whose scheduler did not answer the last query."""
-    if not status.scheduler_unreachable_since:
-        return ""
-    return (f"scheduler not answering since {status.scheduler_unreachable_since} ({status.scheduler_error}); "
-            f"showing the last known state")
-
-
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     """One scheduler query refreshes every unfinished run listed."""
     from ..follow import DAMAGED, Watcher, elapsed_seconds, list_runs, status_dict
@@ -78,16 +70,21 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     pairs = [(r, s) for r, s in zip(runs, statuses, strict=True) if not args.state or s.state == args.state.upper()]
     pairs = pairs[: args.limit] if args.limit else pairs
     if args.json:
-        print(json.dumps([{**status_dict(s), "run_dir": str(r.run_dir), "elapsed_seconds": elapsed_seconds(s)}
-                          for r, s in pairs]))
+        print(
+            json.dumps(
+                [{**status_dict(s), "run_dir": str(r.run_dir), "elapsed_seconds": elapsed_seconds(s)} for r, s in pairs]
+            )
+        )
         return 0
     if not pairs:
         print(f"no runs under {settings.runs_dir}")
         return 0
     print(f"{'RUN':24} {'EXPERIMENT':18} {'STATE':11} {'EXIT':>4} {'JOB':>8} {'BACKEND':7} {'ELAPSED':>8}")
     for r, s in pairs:
-        print(f"{s.run_id or r.run_id:24} {(s.experiment or r.dir.experiment)[:18]:18} {s.state:11} "
-              f"{_dash(s.exit_code):>4} {_dash(s.job_id):>8} {s.backend or '?':7} {_duration(elapsed_seconds(s)):>8}")
+        print(
+            f"{s.run_id or r.run_id:24} {(s.experiment or r.dir.experiment)[:18]:18} {s.state:11} "
+            f"{_dash(s.exit_code):>4} {_dash(s.job_id):>8} {s.backend or '?':7} {_duration(elapsed_seconds(s)):>8}"
+        )
     notes = {unreachable_text(s) for _, s in pairs if s.scheduler_unreachable_since}
     damaged = [(r, s) for r, s in pairs if s.state == DAMAGED]
     for note in sorted(notes):
@@ -104,11 +101,28 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = run.status()
     tasks = run.tasks()
     if args.json:
-        print(json.dumps({**status_dict(status), "elapsed_seconds": elapsed_seconds(status),
-                          "tasks": [status_dict(t) for t in tasks]}))  # type: ignore[arg-type]
+        print(
+            json.dumps(
+                {
+                    **status_dict(status),
+                    "elapsed_seconds": elapsed_seconds(status),
+                    "tasks": [status_dict(t) for t in tasks],
+                }
+            )
+        )
         return 0
-    for key in ("run_id", "experiment", "state", "exit_code", "job_id", "backend", "nodes", "submit_time",
-                "start_time", "end_time"):
+    for key in (
+        "run_id",
+        "experiment",
+        "state",
+        "exit_code",
+        "job_id",
+        "backend",
+        "nodes",
+        "submit_time",
+        "start_time",
+        "end_time",
+    ):
         print(f"{key:13} {_dash(getattr(status, key))}")
     print(f"{'elapsed':13} {_duration(elapsed_seconds(status))}")
     for key in ("restarts", "note", "reason", "message"):
@@ -118,13 +132,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'scheduler':13} {unreachable_text(status)}")
     f = status.first_failure
     if f is not None:
-        print(f"{'first failure':13} rank {f.rank} ({f.role} {f.index}) on {f.host}: exit {f.exit_code}"
-              + (f" ({f.note})" if f.note else ""))
+        print(
+            f"{'first failure':13} rank {f.rank} ({f.role} {f.index}) on {f.host}: exit {f.exit_code}"
+            + (f" ({f.note})" if f.note else "")
+        )
     if tasks:
         print("tasks:")
         for t in tasks:
-            print(f"  rank {t.rank:<3} {t.role:9} {t.index:<3} {t.host:10} exit {_dash(t.exit_code)}"
-                  + ("  (stopped after the chief)" if t.stopped_after_chief else ""))
+            print(
+                f"  rank {t.rank:<3} {t.role:9} {t.index:<3} {t.host:10} exit {_dash(t.exit_code)}"
+                + ("  (stopped after the chief)" if t.stopped_after_chief else "")
+            )
     print(f"{'run_dir':13} {run.run_dir}")
     return 0
 
@@ -147,17 +165,25 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
     run = _run(args, settings)
-    return wait_and_report(run, {"run_id": run.run_id, "run_dir": str(run.run_dir)} if args.json else None,
-                           show_output=args.show_output)
+    return wait_and_report(
+        run, {"run_id": run.run_id, "run_dir": str(run.run_dir)} if args.json else None, show_output=args.show_output
+    )
 
 
 def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: bool) -> int:
     """Wait for a run; progress on a terminal, plain lines otherwise; exit with the job's exit code."""
     out = sys.stderr if json_info is not None else sys.stdout
-    progress = _Progress(run, sys.stderr)
+    from .progress import Progress
+
+    progress = Progress(run, sys.stderr)
     try:
-        status = run.wait_for_completion(show_output=show_output, raise_on_error=False, out=out, err=sys.stderr,
-                                         progress=progress.unreachable if show_output else progress)
+        status = run.wait_for_completion(
+            show_output=show_output,
+            raise_on_error=False,
+            out=out,
+            err=sys.stderr,
+            progress=progress.unreachable if show_output else progress,
+        )
     except KeyboardInterrupt:
         print(f"\nhpc_tf: stopped waiting; the job goes on (python -m hpc_tf wait {run.run_dir})", file=sys.stderr)
         return 130
@@ -166,66 +192,13 @@ def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: boo
     if json_info is not None:
         print(json.dumps({**json_info, "state": status.state, "exit_code": status.exit_code}))
     if status.state != "COMPLETED":
-        print(f"hpc_tf: {JobFailedError(str(run.run_dir), status.state, status.exit_code, run.stderr_tail())}",
-              file=sys.stderr)
+        print(
+            f"hpc_tf: {JobFailedError(str(run.run_dir), status.state, status.exit_code, run.stderr_tail())}",
+            file=sys.stderr,
+        )
     else:
         print(f"hpc_tf: run {run.run_id} COMPLETED", file=sys.stderr)
     return code
-
-
-class _Progress:
-    """`RUNNING 0:01:23 loss=0.1234 (step 4)`: one line rewritten in place on a terminal; elsewhere a
-    plain line each time the state changes."""
-
-    def __init__(self, run: Run, stream: IO[str]) -> None:
-        self.run, self.stream, self.tty = run, stream, stream.isatty()
-        self.last_state: str | None = None
-        self.last_unreachable: str | None = None
-        self.shown = False
-        self._metric, self._metric_read = "", 0.0
-
-    def unreachable(self, status: RunStatus) -> None:
-        """Say once when the scheduler stops answering, and once when it answers again."""
-        since = status.scheduler_unreachable_since
-        if since != self.last_unreachable:
-            text = unreachable_text(status) if since else "the scheduler answers again"
-            self.stream.write(("\n" if self.shown else "") + f"hpc_tf: {text}\n")
-            self.stream.flush()
-            self.last_unreachable = since
-
-    def __call__(self, status: RunStatus) -> None:
-        from ..follow import elapsed_seconds
-
-        self.unreachable(status)
-        state = status.state
-        if self.tty:
-            if time.monotonic() - self._metric_read > 1.0:  # metrics files can be long: once a second
-                self._metric, self._metric_read = self._last_metric(), time.monotonic()
-            line = f"{state:10} {_duration(elapsed_seconds(status)):>8}  {self._metric}"
-            self.stream.write("\r" + line[:120].ljust(80))
-            self.stream.flush()
-            self.shown = True
-        elif state != self.last_state and not status.final:  # the final state is reported by the caller
-            self.stream.write(f"hpc_tf: run {self.run.run_id} {state}\n")
-            self.stream.flush()
-        self.last_state = state
-
-    def _last_metric(self) -> str:
-        from ..metrics import read_metrics
-
-        metrics = read_metrics(self.run.dir)
-        latest = max(((name, p) for name, points in metrics.items() for p in points),
-                     key=lambda item: item[1].get("time") or 0, default=None)
-        if latest is None:
-            return ""
-        name, point = latest
-        value = point["value"]
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        return f"{name}={text}" + (f" (step {point['step']})" if point.get("step") is not None else "")
-
-    def done(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -248,21 +221,18 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     elif not args.plot:
         for name, points in sorted(metrics.items()):
             last = points[-1]
-            print(f"{name:24} {len(points):5} points  last {last['value']}" + (f" (step {last['step']})" if last.get("step") is not None else ""))
+            print(
+                f"{name:24} {len(points):5} points  last {last['value']}"
+                + (f" (step {last['step']})" if last.get("step") is not None else "")
+            )
     return 0
 
 
-COMMANDS = {"runs": cmd_runs, "status": cmd_status, "logs": cmd_logs, "wait": cmd_wait, "cancel": cmd_cancel,
-            "metrics": cmd_metrics}
-
-
-def _dash(value: Any) -> str:
-    return "-" if value is None or value == [] else (",".join(value) if isinstance(value, list) else str(value))
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
+COMMANDS = {
+    "runs": cmd_runs,
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "wait": cmd_wait,
+    "cancel": cmd_cancel,
+    "metrics": cmd_metrics,
+}

@@ -48,7 +48,7 @@ def node_of_ranks(nodes: Sequence[str], tasks_per_node: Sequence[int]) -> list[t
     """(node, local rank) of each rank under Slurm's block distribution."""
     if len(nodes) != len(tasks_per_node):
         raise ValueError(f"{len(nodes)} nodes but tasks-per-node has {len(tasks_per_node)} entries")
-    return [(node, local) for node, count in zip(nodes, tasks_per_node) for local in range(count)]
+    return [(node, local) for node, count in zip(nodes, tasks_per_node, strict=True) for local in range(count)]
 
 
 def job_port_base(job_id: int, ntasks: int) -> int:
@@ -75,20 +75,33 @@ def ports_for(placement: Sequence[tuple[str, int]], job_id: int, resv_ports: str
         reserved = expand_port_range(resv_ports)
         needed = max(local for _, local in placement) + 1
         if len(reserved) < needed:
-            raise ValueError(f"SLURM_STEP_RESV_PORTS={resv_ports} has {len(reserved)} ports; a node runs {needed} tasks")
+            raise ValueError(
+                f"SLURM_STEP_RESV_PORTS={resv_ports} has {len(reserved)} ports; a node runs {needed} tasks"
+            )
         return [reserved[local] for _, local in placement]
     base = job_port_base(job_id, len(placement))
     return [base + rank for rank in range(len(placement))]
 
 
-def layout(backend: str | None, nodes: Sequence[str], tasks_per_node: Sequence[int], ps_count: int,
-           job_id: int, resv_ports: str | None = None, evaluator: bool = False) -> list[Slot]:
+def layout(
+    backend: str | None,
+    nodes: Sequence[str],
+    tasks_per_node: Sequence[int],
+    ps_count: int,
+    job_id: int,
+    resv_ports: str | None = None,
+    evaluator: bool = False,
+) -> list[Slot]:
     """Every task's slot, from the step's node list and tasks per node."""
     placement = node_of_ranks(nodes, tasks_per_node)
     assigned = roles(backend, len(placement), ps_count, evaluator)
-    ports = ports_for(placement, job_id, resv_ports) if backend in ("ps", "multiworker") else [None] * len(placement)
-    return [Slot(rank, node, local, role, index, None if role == "evaluator" else port)
-            for rank, ((node, local), (role, index), port) in enumerate(zip(placement, assigned, ports))]
+    ports: list[int | None] = [None] * len(placement)
+    if backend in ("ps", "multiworker"):
+        ports = list(ports_for(placement, job_id, resv_ports))
+    return [
+        Slot(rank, node, local, role, index, None if role == "evaluator" else port)
+        for rank, ((node, local), (role, index), port) in enumerate(zip(placement, assigned, ports, strict=True))
+    ]
 
 
 def managed_role(backend: str | None, ps_mode: str, role: str) -> bool:
@@ -126,8 +139,10 @@ def bind_gpus(visible: str | None, slot: Slot, use_gpu: bool) -> str | None:
     if len(gpus) == 1:
         return gpus[0]
     if slot.local_rank >= len(gpus):
-        raise ValueError(f"task {slot.rank} has local rank {slot.local_rank} but only {len(gpus)} GPUs are visible "
-                         f"(CUDA_VISIBLE_DEVICES={visible}): request one GPU per process")
+        raise ValueError(
+            f"task {slot.rank} has local rank {slot.local_rank} but only {len(gpus)} GPUs are visible "
+            f"(CUDA_VISIBLE_DEVICES={visible}): request one GPU per process"
+        )
     return gpus[slot.local_rank]
 
 

@@ -24,18 +24,20 @@ class TaskEnd(msgspec.Struct, frozen=True):
     note: str = ""
 
 
-def task_end(rank: int, backend: str | None, server: bool, code: int, stopped: bool,
-             signals: Sequence[str]) -> TaskEnd:
+def task_end(rank: int, backend: str | None, server: bool, code: int, stopped: bool, signals: Sequence[str]) -> TaskEnd:
     """Decide what a task's end means. `server`: a managed ps/worker TensorFlow server;
     `stopped`: the runtime stopped it after the chief ended; `signals`: what the runtime received."""
     if rank == 0:
-        return TaskEnd(code, lead=True, signal_lead_exit=backend in ("ps", "multiworker"),
-                       first_failure=code != 0 and backend is not None and not signals)
+        return TaskEnd(
+            code,
+            lead=True,
+            signal_lead_exit=backend in ("ps", "multiworker"),
+            first_failure=code != 0 and backend is not None and not signals,
+        )
     if stopped:
         return TaskEnd(0)
     if signals:
         return TaskEnd(code)
     if code == 0 and not server:
         return TaskEnd(0)
-    return TaskEnd(code or 1, first_failure=True,
-                   note="the TensorFlow server ended before the chief" if server else "")
+    return TaskEnd(code or 1, first_failure=True, note="the TensorFlow server ended before the chief" if server else "")

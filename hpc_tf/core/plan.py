@@ -72,8 +72,13 @@ def slurm_options(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str,
 
 def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str, str | None]]:
     """The #SBATCH options of a job, in a stable order: layout first, then the target's options."""
-    layout = [("job-name", spec.experiment), ("output", BATCH_LOG), ("open-mode", "append"),
-              ("nodes", str(spec.node_count)), *task_layout(spec)]
+    layout = [
+        ("job-name", spec.experiment),
+        ("output", BATCH_LOG),
+        ("open-mode", "append"),
+        ("nodes", str(spec.node_count)),
+        *task_layout(spec),
+    ]
     return layout + slurm_options(spec, options)
 
 
@@ -95,19 +100,23 @@ def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str,
     """
     params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
     extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
-    extra.update({name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)})
+    extra.update(
+        {name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)}
+    )
     return {**params, "additional_parameters": extra}
 
 
-def slurm_plan(spec: EstimatorSpec, options: SlurmOptions, python: str, package_root: str,
-               as_root: bool = False) -> ScriptPlan:
+def slurm_plan(
+    spec: EstimatorSpec, options: SlurmOptions, python: str, package_root: str, as_root: bool = False
+) -> ScriptPlan:
     """The Slurm job: #SBATCH header, then `exec` of the launcher (srun, or mpirun for Horovod)."""
     if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
         launch = mpirun_argv(spec, python, package_root, as_root)
     else:
         launch = srun_argv(spec, python)
-    return ScriptPlan("slurm", sbatch_directives(spec, options), launch, package_root, list(spec.modules),
-                      list(spec.setup))
+    return ScriptPlan(
+        "slurm", sbatch_directives(spec, options), launch, package_root, list(spec.modules), list(spec.setup)
+    )
 
 
 def srun_argv(spec: EstimatorSpec, python: str) -> list[str]:
@@ -128,8 +137,21 @@ def mpirun_argv(spec: EstimatorSpec, python: str, package_root: str, as_root: bo
     Flags from Horovod's guide: no binding (TensorFlow manages its threads), ranks mapped by
     slot (Slurm's tasks per node), the ob1 point-to-point layer without openib.
     """
-    argv = ["mpirun", "-np", str(spec.ntasks), "--bind-to", "none", "--map-by", "slot",
-            "--mca", "pml", "ob1", "--mca", "btl", "^openib"]
+    argv = [
+        "mpirun",
+        "-np",
+        str(spec.ntasks),
+        "--bind-to",
+        "none",
+        "--map-by",
+        "slot",
+        "--mca",
+        "pml",
+        "ob1",
+        "--mca",
+        "btl",
+        "^openib",
+    ]
     if as_root:  # the job runs as its submitter; Open MPI refuses root unless told
         argv.append("--allow-run-as-root")
     for name in MPIRUN_FORWARD + (("PYTHONPATH",) if package_root else ()):
@@ -157,8 +179,12 @@ def entry_argv(spec: EstimatorSpec, python: str) -> list[str]:
     """What each task runs, relative to the snapshot of source_directory. The entry script is always a
     path (`./--version` for a script named `--version`), so Python never reads it as an option."""
     script = PurePath(spec.entry_script)
-    return [python, "-u", str(script) if script.parts[0] not in ("-",) and not str(script).startswith("-")
-            else f"./{script}", *script_argv(spec.script_params)]
+    return [
+        python,
+        "-u",
+        str(script) if script.parts[0] not in ("-",) and not str(script).startswith("-") else f"./{script}",
+        *script_argv(spec.script_params),
+    ]
 
 
 def script_argv(params: Mapping[str, ParamValue]) -> list[str]:
@@ -197,17 +223,29 @@ def default_environment(spec: EstimatorSpec) -> dict[str, str]:
     return {"TF_USE_LEGACY_KERAS": "1"} if spec.distributed_backend else {}
 
 
-def job_record(spec: EstimatorSpec, run_id: str, backend: str, python: str,
-               environment: InJobEnvironment | None = None) -> JobRecord:
+def job_record(
+    spec: EstimatorSpec, run_id: str, backend: str, python: str, environment: InJobEnvironment | None = None
+) -> JobRecord:
     """job.json. `python` is the entry script's interpreter (the environment's, or the base one);
     `environment` says how to build the environment inside the job (environment_build: job)."""
     return JobRecord(
-        run_id=run_id, experiment=spec.experiment, backend=backend, python=python, environment=environment,
-        command=entry_argv(spec, python), metric_patterns=dict(spec.metric_patterns), env=user_environment(spec),
-        default_env=default_environment(spec), ntasks=spec.ntasks, distributed_backend=spec.distributed_backend,
+        run_id=run_id,
+        experiment=spec.experiment,
+        backend=backend,
+        python=python,
+        environment=environment,
+        command=entry_argv(spec, python),
+        metric_patterns=dict(spec.metric_patterns),
+        env=user_environment(spec),
+        default_env=default_environment(spec),
+        ntasks=spec.ntasks,
+        distributed_backend=spec.distributed_backend,
         parameter_server_count=spec.parameter_server_count if spec.distributed_backend == "ps" else 0,
-        ps_mode=spec.ps_mode, evaluator=spec.evaluator, use_gpu=spec.use_gpu,
-        max_run_duration_seconds=spec.max_run_duration_seconds)
+        ps_mode=spec.ps_mode,
+        evaluator=spec.evaluator,
+        use_gpu=spec.use_gpu,
+        max_run_duration_seconds=spec.max_run_duration_seconds,
+    )
 
 
 def managed_server(job: JobRecord, slot: Slot) -> bool:
@@ -222,9 +260,18 @@ def required_packages(backend: str | None, env: Mapping[str, str]) -> list[tuple
         return []
     needed = [("tensorflow", "pip install 'hpc_tf[tf]'  (TensorFlow 2.18.1, CPU)")]
     if env.get("TF_USE_LEGACY_KERAS") == "1":
-        needed.append(("tf_keras", "pip install --no-deps tf-keras==2.18.0  (or set TF_USE_LEGACY_KERAS: '0' in "
-                                   "environment_variables)"))
+        needed.append(
+            (
+                "tf_keras",
+                "pip install --no-deps tf-keras==2.18.0  (or set TF_USE_LEGACY_KERAS: '0' in environment_variables)",
+            )
+        )
     if backend == "mpi":
-        needed.append(("horovod", "scripts/install-horovod.sh  (builds Horovod 0.28.1 against the installed "
-                                  "TensorFlow once, then caches the wheel)"))
+        needed.append(
+            (
+                "horovod",
+                "scripts/install-horovod.sh  (builds Horovod 0.28.1 against the installed "
+                "TensorFlow once, then caches the wheel)",
+            )
+        )
     return needed

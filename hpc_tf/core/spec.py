@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from msgspec import Meta
 
-
 Scalar = Union[str, int, float, bool]
 ParamValue = Union[Scalar, None, list[Scalar]]
 

@@ -43,10 +43,19 @@ def started(status: RunStatus, now: str, nodes: list[str], restart_count: int = 
     if status.final:
         return status
     if restart_count > status.restarts:
-        return _replace(status, state="RUNNING", start_time=now, nodes=nodes, end_time=None, exit_code=None,
-                        signals=[], first_failure=None, restarts=restart_count,
-                        note=f"restarted by the scheduler at {now} (restart {restart_count}); the previous attempt "
-                        f"started at {status.start_time} on {','.join(status.nodes) or '?'}")
+        return _replace(
+            status,
+            state="RUNNING",
+            start_time=now,
+            nodes=nodes,
+            end_time=None,
+            exit_code=None,
+            signals=[],
+            first_failure=None,
+            restarts=restart_count,
+            note=f"restarted by the scheduler at {now} (restart {restart_count}); the previous attempt "
+            f"started at {status.start_time} on {','.join(status.nodes) or '?'}",
+        )
     return _replace(status, state="RUNNING", start_time=now, nodes=nodes)
 
 
@@ -75,8 +84,16 @@ def finalised(status: RunStatus, state: str, exit_code: int | None, now: str, re
     if status.final:
         return status
     code = status.exit_code if status.exit_code is not None else exit_code
-    return _replace(status, state=state, exit_code=code, end_time=status.end_time or now, final=True,
-                    reason=reason or status.reason, scheduler_unreachable_since=None, scheduler_error="")
+    return _replace(
+        status,
+        state=state,
+        exit_code=code,
+        end_time=status.end_time or now,
+        final=True,
+        reason=reason or status.reason,
+        scheduler_unreachable_since=None,
+        scheduler_error="",
+    )
 
 
 def observed(status: RunStatus, answer: Answer, now: str) -> RunStatus:
@@ -84,8 +101,9 @@ def observed(status: RunStatus, answer: Answer, now: str) -> RunStatus:
     if status.final and status.state != LOST:
         return status
     if isinstance(answer, NoAnswer):
-        return _replace(status, scheduler_unreachable_since=status.scheduler_unreachable_since or now,
-                        scheduler_error=answer.error)
+        return _replace(
+            status, scheduler_unreachable_since=status.scheduler_unreachable_since or now, scheduler_error=answer.error
+        )
     status = _replace(status, scheduler_unreachable_since=None, scheduler_error="")
     if isinstance(answer, NotKnown):
         return _not_known(status, now)
@@ -100,8 +118,15 @@ def _known(status: RunStatus, seen: JobState, now: str) -> RunStatus:
         if exit_code is None or (seen.state == "COMPLETED") != (exit_code == 0):
             exit_code = seen.exit_code if seen.exit_code is not None else exit_code
         reason = seen.reason if seen.reason not in ("None", "") else status.reason
-        return _replace(status, state=seen.state, exit_code=exit_code, final=True, note=note, reason=reason,
-                        end_time=status.end_time or now)
+        return _replace(
+            status,
+            state=seen.state,
+            exit_code=exit_code,
+            final=True,
+            note=note,
+            reason=reason,
+            end_time=status.end_time or now,
+        )
     if seen.state != status.state:  # any non-terminal word (CONFIGURING, SUSPENDED, REQUEUED, ...) is passing
         return _replace(status, state=seen.state, final=False, note=note)
     return status
@@ -113,12 +138,20 @@ def _not_known(status: RunStatus, now: str) -> RunStatus:
         return status
     if status.end_time and status.exit_code is not None:
         state = "COMPLETED" if status.exit_code == 0 else "FAILED"
-        return _replace(status, state=state, final=True,
-                        note="final state from the run directory: the scheduler no longer knows the job")
+        return _replace(
+            status,
+            state=state,
+            final=True,
+            note="final state from the run directory: the scheduler no longer knows the job",
+        )
     if _age_seconds(status.submit_time, now) > FORGOTTEN_AFTER_SECONDS:
-        return _replace(status, state=LOST, final=True,
-                        note=f"the scheduler answered and no longer knows job {status.job_id}; the run recorded "
-                        "no end (revised if the scheduler reports the job again)")
+        return _replace(
+            status,
+            state=LOST,
+            final=True,
+            note=f"the scheduler answered and no longer knows job {status.job_id}; the run recorded "
+            "no end (revised if the scheduler reports the job again)",
+        )
     return status
 
 

@@ -6,113 +6,33 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
 import msgspec
 
 from ..errors import Problem
-from .spec import (CONDA_SPEC_RE, DISTRIBUTED_BACKENDS, ENV_NAME_RE, MODULE_RE, NAME_RE, RESERVED_SBATCH_OPTIONS,
-                   SBATCH_OPTION_RE, SLURM_MEM_RE, SLURM_TIME_RE, EstimatorSpec, SlurmOptions)
+from .checks import CHECKS
+from .spec import (
+    DISTRIBUTED_BACKENDS,
+    EstimatorSpec,
+    SlurmOptions,
+)
 
-# Field checks: each returns (sub-key, message) for the first bad entry, or None. They run after the type check.
-
-
-def _check_entries(what: str, scalars: tuple[type, ...], allow_none: bool, allow_list: bool) -> Callable[[Any], tuple[str, str] | None]:
-    """One clear message per bad entry of a mapping, naming the entry."""
-
-    def check(value: Mapping[str, Any]) -> tuple[str, str] | None:
-        for key, item in value.items():
-            ok = (item is None and allow_none) or isinstance(item, scalars) or (
-                allow_list and isinstance(item, list) and all(isinstance(i, scalars) for i in item))
-            if not ok:
-                return key, f"expected {what}"
-            if key == "":
-                return key, "a name cannot be empty"
-        return None
-
-    return check
-
-
-def _pattern(regex: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, str] | None]:
-    return lambda value: None if value is None or regex.match(str(value)) else ("", f"expected {what}")
-
-
-def _regexes(value: Mapping[str, str]) -> tuple[str, str] | None:
-    for name, pattern in value.items():
-        try:
-            groups = re.compile(pattern).groups
-        except re.error as exc:
-            return name, f"not a valid regular expression: {exc}"
-        if groups != 1:
-            return name, f"needs exactly one group (the value), has {groups}"
-    return None
-
-
-def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
-    for name in value:
-        if not ENV_NAME_RE.match(name):
-            return name, "invalid environment variable name: expected letters, digits and '_', not starting with a digit"
-    return _check_entries("a string, number or boolean", (str, int, float, bool), False, False)(value)
-
-
-def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
-    for name in value:
-        if not SBATCH_OPTION_RE.match(name):
-            return name, "not a long sbatch option name (letters, digits, '_' or '-')"
-        if name.replace("_", "-") in RESERVED_SBATCH_OPTIONS:
-            return name, "set by hpc_tf itself; it cannot be overridden here"
-    return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
-
-
-CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
-    EstimatorSpec: {
-        "experiment": _pattern(NAME_RE, "1-100 characters from letters, digits, '.', '_' and '-', not starting with '.', '_' or '-'"),
-        "script_params": _check_entries("a string, number, boolean, null (a bare flag) or a list of strings/numbers",
-                                        (str, int, float, bool), True, True),
-        "environment_variables": _env_names,
-        "pip_packages": lambda v: _each(v, _pep508),
-        "modules": lambda v: _each(v, lambda m: None if MODULE_RE.match(m) else "expected a module name such as 'cuda/12.2' (letters, digits, '.', '_', '+', '-', '/')"),
-        "setup": lambda v: _each(v, lambda line: None if line.strip() else "an empty setup line"),
-        "conda_packages": lambda v: _each(v, lambda p: None if CONDA_SPEC_RE.match(p) else "expected a conda package spec such as 'numpy' or 'numpy>=1.26'"),
-        "metric_patterns": _regexes,
-        "mpi_plugin": _pattern(re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"),
-        "compute_target": lambda v: None if not isinstance(v, str) or NAME_RE.match(v) else (
-            "", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
-    },
-    SlurmOptions: {
-        "time": lambda v: None if not isinstance(v, str) or SLURM_TIME_RE.match(v) else (
-            "", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
-        "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
-        "additional_parameters": _sbatch_options,
-    },
+S = TypeVar("S", EstimatorSpec, SlurmOptions)
+_TYPE_WORDS = {
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "float": "a number",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
 }
 
 
-
-def _each(items: list[str], check: Callable[[str], str | None]) -> tuple[str, str] | None:
-    for i, item in enumerate(items):
-        message = check(item)
-        if message:
-            return f"[{i}]", message
-    return None
-
-
-def _pep508(text: str) -> str | None:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        Requirement(text)
-    except InvalidRequirement as exc:
-        return f"not a valid pip requirement (PEP 508): {exc}"
-    return None
-
-
-S = TypeVar("S", EstimatorSpec, SlurmOptions)
-_TYPE_WORDS = {"int": "an integer", "str": "a string", "bool": "true or false", "float": "a number",
-               "array": "a list", "object": "a mapping", "null": "null"}
-
-
-def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: str = "") -> tuple[S | None, list[Problem]]:
+def convert(
+    cls: type[S], data: Mapping[str, Any], source: str | None, prefix: str = ""
+) -> tuple[S | None, list[Problem]]:
     """Type-check a mapping field by field into `cls`, collecting every problem (msgspec stops at the first)."""
     problems: list[Problem] = []
     fields = {f.name: f for f in msgspec.structs.fields(cls)}
@@ -132,8 +52,11 @@ def convert(cls: type[S], data: Mapping[str, Any], source: str | None, prefix: s
         bad = CHECKS.get(cls, {}).get(key, lambda _: None)(values[key])
         if bad:
             sub, message = bad
-            shown = value.get(sub) if sub and isinstance(value, dict) else (
-                value[int(sub[1:-1])] if sub.startswith("[") and isinstance(value, list) else value)
+            shown = (
+                value.get(sub)
+                if sub and isinstance(value, dict)
+                else (value[int(sub[1:-1])] if sub.startswith("[") and isinstance(value, list) else value)
+            )
             key_text = dotted + (sub if sub.startswith("[") else f".{sub}") if sub else dotted
             problems.append(Problem(key_text, message, shown, source=source))
     for name, field in fields.items():
@@ -150,14 +73,17 @@ def _message(key: str, text: str) -> str:
     if key == "environment_build":
         return "valid values: 'submit' (build before queueing, the default), 'job' (build inside the job)"
     if key == "ps_mode":
-        return "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), 'script' (your script runs on every task)"
+        return (
+            "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), "
+            "'script' (your script runs on every task)"
+        )
     text = re.sub(r" - at `\$[^`]*`$", "", text)
     text = re.sub(r", got `[^`]*`$", "", text)  # the value itself is shown after the message
     text = re.sub(r"`([a-z]+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), text)
-    text = re.sub(r"`([^`]*)`", lambda m: " or ".join(_TYPE_WORDS.get(t.strip(), t.strip()) for t in m.group(1).split("|")), text)
+    text = re.sub(
+        r"`([^`]*)`", lambda m: " or ".join(_TYPE_WORDS.get(t.strip(), t.strip()) for t in m.group(1).split("|")), text
+    )
     return text[0].lower() + text[1:]
-
-
 
 
 def unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
@@ -170,7 +96,14 @@ def unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
         for sub_key, sub in value.items():
             sub_path = f"{key}.{sub_key}" if key else str(sub_key)
             if isinstance(sub_key, str) and any(ch in sub_key for ch in "\n\r\x00"):
-                found.append(Problem(sub_path, "a key must not contain a newline, carriage return or NUL byte", sub_key, source=source))
+                found.append(
+                    Problem(
+                        sub_path,
+                        "a key must not contain a newline, carriage return or NUL byte",
+                        sub_key,
+                        source=source,
+                    )
+                )
             found += unsafe_strings(sub, sub_path, source)
     elif isinstance(value, (list, tuple)):
         for index, sub in enumerate(value):
@@ -178,10 +111,14 @@ def unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
     return found
 
 
-
 ONLY_FOR = {
-    "worker_count": ("ps",), "parameter_server_count": ("ps",), "ps_mode": ("ps",), "evaluator": ("ps",),
-    "launcher": ("mpi",), "mpi_plugin": ("mpi",), "launcher_args": ("mpi", "ps", "multiworker"),
+    "worker_count": ("ps",),
+    "parameter_server_count": ("ps",),
+    "ps_mode": ("ps",),
+    "evaluator": ("ps",),
+    "launcher": ("mpi",),
+    "mpi_plugin": ("mpi",),
+    "launcher_args": ("mpi", "ps", "multiworker"),
 }
 
 
@@ -191,19 +128,62 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
     backend = spec.distributed_backend
     for key, backends in ONLY_FOR.items():
         if key in given and backend not in backends:
-            problems.append(Problem(key, f"only used with distributed_backend {' or '.join(repr(b) for b in backends)} (distributed_backend is {backend!r})", given[key], source=source))
+            problems.append(
+                Problem(
+                    key,
+                    f"only used with distributed_backend {' or '.join(repr(b) for b in backends)} "
+                    f"(distributed_backend is {backend!r})",
+                    given[key],
+                    source=source,
+                )
+            )
     if backend is None and spec.slot_count > 1:
         key = "node_count" if spec.node_count > 1 else "process_count_per_node"
-        problems.append(Problem(key, "more than one process needs a distributed_backend ('mpi', 'ps' or 'multiworker'); without one every process would run the same training", getattr(spec, key), source=source))
+        problems.append(
+            Problem(
+                key,
+                "more than one process needs a distributed_backend ('mpi', 'ps' or "
+                "'multiworker'); without one every process would run the same training",
+                getattr(spec, key),
+                source=source,
+            )
+        )
     if backend == "ps":
         if spec.parameter_server_count < 1:
-            problems.append(Problem("parameter_server_count", "'ps' needs at least 1 parameter server", spec.parameter_server_count, source=source))
+            problems.append(
+                Problem(
+                    "parameter_server_count",
+                    "'ps' needs at least 1 parameter server",
+                    spec.parameter_server_count,
+                    source=source,
+                )
+            )
         if spec.ntasks < spec.node_count:
-            problems.append(Problem("node_count", f"'ps' runs {spec.ntasks} tasks ({spec.roles_text}): {spec.node_count} nodes would leave {spec.node_count - spec.ntasks} without a task", spec.node_count, source=source))
+            problems.append(
+                Problem(
+                    "node_count",
+                    f"'ps' runs {spec.ntasks} tasks ({spec.roles_text}): {spec.node_count} "
+                    f"nodes would leave {spec.node_count - spec.ntasks} without a task",
+                    spec.node_count,
+                    source=source,
+                )
+            )
         if spec.ntasks > spec.slot_count and not spec.spread_tasks:
-            problems.append(Problem("worker_count + parameter_server_count", f"'ps' needs {spec.ntasks} tasks ({spec.roles_text}) but node_count × process_count_per_node = {spec.node_count} × {spec.per_node} = {spec.slot_count} slots: {spec.ntasks - spec.slot_count} missing", source=source))
+            problems.append(
+                Problem(
+                    "worker_count + parameter_server_count",
+                    f"'ps' needs {spec.ntasks} tasks ({spec.roles_text}) but node_count × process_count_per_node = "
+                    f"{spec.node_count} × {spec.per_node} = {spec.slot_count} slots: "
+                    f"{spec.ntasks - spec.slot_count} missing",
+                    source=source,
+                )
+            )
     if backend == "mpi" and spec.launcher == "mpirun" and spec.mpi_plugin != "pmix" and "mpi_plugin" in given:
-        problems.append(Problem("mpi_plugin", "is an srun setting; launcher 'mpirun' does not use it", spec.mpi_plugin, source=source))
+        problems.append(
+            Problem(
+                "mpi_plugin", "is an srun setting; launcher 'mpirun' does not use it", spec.mpi_plugin, source=source
+            )
+        )
     for i, arg in enumerate(spec.launcher_args):
         if not arg:
             problems.append(Problem(f"launcher_args[{i}]", "an argument cannot be empty", arg, source=source))
@@ -213,9 +193,16 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
 def check_gpus(spec: EstimatorSpec, target_gpus: int | None, source: str | None) -> list[Problem]:
     """With one GPU per process, a node must have at least as many GPUs as processes."""
     if spec.use_gpu and target_gpus is not None and target_gpus < spec.most_tasks_per_node:
-        return [Problem("compute_target.gpus_per_node", f"{target_gpus} GPUs per node for {spec.most_tasks_per_node} processes per node: each process needs its own GPU", target_gpus, source=source)]
+        return [
+            Problem(
+                "compute_target.gpus_per_node",
+                f"{target_gpus} GPUs per node for {spec.most_tasks_per_node} "
+                "processes per node: each process needs its own GPU",
+                target_gpus,
+                source=source,
+            )
+        ]
     return []
-
 
 
 def dedupe(problems: list[Problem]) -> list[Problem]:

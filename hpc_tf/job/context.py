@@ -68,8 +68,16 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         nodes = expand(_need(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
         per_node = expand_tasks_per_node(_need(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"))
     job_nodes = expand(env["SLURM_JOB_NODELIST"]) if env.get("SLURM_JOB_NODELIST") else [hostname]
-    return TaskContext(hostname=hostname, rank=rank, local_rank=local_rank, ntasks=ntasks, local=local, nodes=nodes,
-                       tasks_per_node=per_node, job_nodes=job_nodes,
-                       job_id=int(env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0"),
-                       resv_ports=env.get("SLURM_STEP_RESV_PORTS") or None,
-                       restart_count=int(env.get("SLURM_RESTART_COUNT") or "0"))
+    return TaskContext(
+        hostname=hostname,
+        rank=rank,
+        local_rank=local_rank,
+        ntasks=ntasks,
+        local=local,
+        nodes=nodes,
+        tasks_per_node=per_node,
+        job_nodes=job_nodes,
+        job_id=int(env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0"),
+        resv_ports=env.get("SLURM_STEP_RESV_PORTS") or None,
+        restart_count=int(env.get("SLURM_RESTART_COUNT") or "0"),
+    )

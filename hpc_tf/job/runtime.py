@@ -35,8 +35,15 @@ def job_slots(job: JobRecord, ctx: TaskContext) -> list[Slot]:
     """Every task's slot, as this task sees the step (each task derives the same list)."""
     if job.distributed_backend in (None, "mpi"):
         return []
-    return layout(job.distributed_backend, ctx.nodes, ctx.tasks_per_node, job.parameter_server_count, ctx.job_id,
-                  ctx.resv_ports, job.evaluator)
+    return layout(
+        job.distributed_backend,
+        ctx.nodes,
+        ctx.tasks_per_node,
+        job.parameter_server_count,
+        ctx.job_id,
+        ctx.resv_ports,
+        job.evaluator,
+    )
 
 
 def my_slot(ctx: TaskContext, slots: list[Slot]) -> Slot:
@@ -44,16 +51,22 @@ def my_slot(ctx: TaskContext, slots: list[Slot]) -> Slot:
     if not slots:  # one process, or an MPI rank: no TF cluster to place
         return Slot(ctx.rank, ctx.hostname, ctx.local_rank, "worker", ctx.rank)
     if len(slots) != ctx.ntasks or ctx.rank >= len(slots):
-        raise TaskSetupError(f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
-                             f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?")
+        raise TaskSetupError(
+            f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
+            f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?"
+        )
     slot = slots[ctx.rank]
     if not ctx.local and not _same_host(ctx.hostname, slot.node):
-        raise TaskSetupError(f"rank {ctx.rank} runs on {ctx.hostname!r} but Slurm's block layout puts it on "
-                             f"{slot.node!r}: TF_CONFIG would be wrong (was --distribution changed?)")
+        raise TaskSetupError(
+            f"rank {ctx.rank} runs on {ctx.hostname!r} but Slurm's block layout puts it on "
+            f"{slot.node!r}: TF_CONFIG would be wrong (was --distribution changed?)"
+        )
     if slot.port is not None and not port_is_free(slot.port):
-        raise TaskSetupError(f"port {slot.port} (rank {slot.rank}, {slot.role} {slot.index}) is already in use on "
-                             f"{ctx.hostname}: another program holds this job's port block; resubmit, or ask the site "
-                             f"to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)")
+        raise TaskSetupError(
+            f"port {slot.port} (rank {slot.rank}, {slot.role} {slot.index}) is already in use on "
+            f"{ctx.hostname}: another program holds this job's port block; resubmit, or ask the site "
+            f"to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)"
+        )
     return slot
 
 
@@ -89,8 +102,14 @@ def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping
 def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank: int) -> dict[str, str]:
     """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
     out = {**env, **job.default_env, **job.env}
-    out.update(HPC_TF_RUN_DIR=str(run.path), HPC_TF_RUN_ID=run.run_id, HPC_TF_OUTPUTS_DIR=str(run.rank_outputs(rank)),
-               HPC_TF_RANK=str(rank), HPC_TF_TENSORBOARD_DIR=str(run.tensorboard), PYTHONUNBUFFERED="1")
+    out.update(
+        HPC_TF_RUN_DIR=str(run.path),
+        HPC_TF_RUN_ID=run.run_id,
+        HPC_TF_OUTPUTS_DIR=str(run.rank_outputs(rank)),
+        HPC_TF_RANK=str(rank),
+        HPC_TF_TENSORBOARD_DIR=str(run.tensorboard),
+        PYTHONUNBUFFERED="1",
+    )
     return out
 
 
@@ -133,9 +152,17 @@ def run_task(run_dir: str | Path) -> int:
         check_packages(job, env)
     except TaskSetupError as exc:
         return _setup_failed(run, ctx, hostname, str(exc))
-    record = TaskRecord(rank=slot.rank, role=slot.role, index=slot.index, host=ctx.hostname, port=slot.port,
-                        local_rank=slot.local_rank, cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
-                        start_time=utc_now(), pid=os.getpid())
+    record = TaskRecord(
+        rank=slot.rank,
+        role=slot.role,
+        index=slot.index,
+        host=ctx.hostname,
+        port=slot.port,
+        local_rank=slot.local_rank,
+        cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
+        start_time=utc_now(),
+        pid=os.getpid(),
+    )
     run.write_task(record)
     if job.distributed_backend == "mpi":
         become(run, slot.rank, task_argv(job, slot), env)
@@ -145,13 +172,15 @@ def run_task(run_dir: str | Path) -> int:
 
     watch_lead = slot.rank != 0 and job.distributed_backend in ("ps", "multiworker")
     code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, watch_lead, started)
-    run.write_task(msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped,
-                                           child_pid=None))
+    run.write_task(
+        msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
+    )
     return _record_end(run, job, slot, ctx, code, stopped, signals)
 
 
-def _record_end(run: RunDir, job: JobRecord, slot: Slot, ctx: TaskContext, code: int, stopped: bool,
-                signals: list[str]) -> int:
+def _record_end(
+    run: RunDir, job: JobRecord, slot: Slot, ctx: TaskContext, code: int, stopped: bool, signals: list[str]
+) -> int:
     """Record what the task's end means (core.lifecycle); return the task's exit code for the launcher."""
     end = task_end(slot.rank, job.distributed_backend, managed_server(job, slot), code, stopped, signals)
     if end.signal_lead_exit:
@@ -186,7 +215,9 @@ def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
 
 
 def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: str) -> int:
-    rank = ctx.rank if ctx is not None else int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+    rank = (
+        ctx.rank if ctx is not None else int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+    )
     run.logs.mkdir(exist_ok=True)
     with open(run.rank_err(rank), "a", encoding="utf-8") as err:
         err.write(f"hpc_tf: task {rank} cannot start: {message}\n")

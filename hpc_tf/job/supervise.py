@@ -37,8 +37,9 @@ def working_dir(run: RunDir, rank: int) -> Path:
     return work
 
 
-def supervise(run: RunDir, rank: int, command: list[str], env: dict[str, str], watch_lead: bool,
-              started: Callable[[int], None]) -> tuple[int, bool, list[str]]:
+def supervise(
+    run: RunDir, rank: int, command: list[str], env: dict[str, str], watch_lead: bool, started: Callable[[int], None]
+) -> tuple[int, bool, list[str]]:
     """Run the task's process to its end; with `watch_lead`, stop it once the lead (rank 0) has ended.
 
     Returns (exit code as a shell reports it, stopped after the lead, signals the runtime received)."""
@@ -53,8 +54,9 @@ def supervise(run: RunDir, rank: int, command: list[str], env: dict[str, str], w
         signal.signal(sig, note_signal)
     with open(run.rank_out(rank), "ab") as out, open(run.rank_err(rank), "ab") as err:
         try:
-            proc = subprocess.Popen(command, cwd=working_dir(run, rank), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, env=env)
+            proc = subprocess.Popen(
+                command, cwd=working_dir(run, rank), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+            )
         except OSError as exc:
             err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())
             return 127, False, received

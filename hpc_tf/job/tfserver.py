@@ -17,8 +17,13 @@ def main() -> int:
     import tensorflow as tf
 
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    server = tf.distribute.Server(resolver.cluster_spec(), job_name=task["type"], task_index=task["index"],
-                                  protocol=resolver.rpc_layer or "grpc", start=True)
+    server = tf.distribute.Server(
+        resolver.cluster_spec(),
+        job_name=task["type"],
+        task_index=task["index"],
+        protocol=resolver.rpc_layer or "grpc",
+        start=True,
+    )
     print(f"hpc_tf: {task['type']} {task['index']} serving at {server.target}", flush=True)
     server.join()
     return 0

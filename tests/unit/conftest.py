@@ -13,9 +13,12 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/ from the current code instead of comparing "
-                     "(also: HPC_TF_UPDATE_GOLDEN=1)")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/ from the current code instead of comparing (also: HPC_TF_UPDATE_GOLDEN=1)",
+    )
 
 
 @pytest.fixture

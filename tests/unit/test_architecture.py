@@ -53,7 +53,8 @@ def _resolve(module: str, node: ast.ImportFrom) -> str:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _type_only_nodes(tree: ast.AST) -> set[int]:
@@ -105,7 +106,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -131,8 +132,16 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         ("import hpc_tf.core", "hpc_tf.api", {"hpc_tf.core"}),
         ("def f():\n    import subprocess\n", "hpc_tf.core.plan", {"subprocess"}),
     ],
-    ids=["from-dot-submodule", "from-package-submodule", "two-levels-up", "name-from-module", "name-from-package-init",
-         "from-in-an-init", "import-package", "function-level"],
+    ids=[
+        "from-dot-submodule",
+        "from-package-submodule",
+        "two-levels-up",
+        "name-from-module",
+        "name-from-package-init",
+        "from-in-an-init",
+        "import-package",
+        "function-level",
+    ],
 )
 def test_the_import_reader(source: str, module: str, expected: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The graph below is only as good as this: each rule of the module docstring, on one statement."""
@@ -152,8 +161,9 @@ def test_the_package_was_found() -> None:
 
 
 def test_no_import_cycle() -> None:
-    graph = {name: {i.target for i in found if i.target in MODULES and not i.type_only}
-             for name, found in IMPORTS.items()}
+    graph = {
+        name: {i.target for i in found if i.target in MODULES and not i.type_only} for name, found in IMPORTS.items()
+    }
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
@@ -181,12 +191,19 @@ def _environment_reads(module: str) -> list[str]:
     """`os.environ` (any use), `os.getenv`, and `from os import environ/getenv`."""
     found = []
     for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
-        if (isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv")
-                and isinstance(node.value, ast.Name) and node.value.id == "os"):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "environb", "getenv")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
             found.append(f"{module}:{node.lineno} uses os.{node.attr}")
         elif isinstance(node, ast.ImportFrom) and node.module == "os":
-            found += [f"{module}:{node.lineno} imports os.{a.name}" for a in node.names
-                      if a.name in ("environ", "environb", "getenv")]
+            found += [
+                f"{module}:{node.lineno} imports os.{a.name}"
+                for a in node.names
+                if a.name in ("environ", "environb", "getenv")
+            ]
     return found
 
 
@@ -210,6 +227,7 @@ def test_lower_layers_do_not_import_the_cli_or_the_api() -> None:
 # ---------------------------------------------------------------------------------------------- (c) size
 def test_no_module_is_longer_than_300_lines() -> None:
     lengths = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
-    offenders = [f"{MODULES[m].relative_to(PACKAGE_DIR.parent)}: {n} lines" for m, n in sorted(lengths.items())
-                 if n > MAX_LINES]
+    offenders = [
+        f"{MODULES[m].relative_to(PACKAGE_DIR.parent)}: {n} lines" for m, n in sorted(lengths.items()) if n > MAX_LINES
+    ]
     assert not offenders, f"modules longer than {MAX_LINES} lines:\n" + "\n".join(offenders)

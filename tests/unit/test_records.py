@@ -59,27 +59,78 @@ def copied(source: Path, tmp_path: Path) -> RunDir:
 
 # ---------------------------------------------------------------------------------------------- round trips
 FULL_STATUS = RunStatus(
-    run_id="20261128-021844-123abc", experiment="digits", backend="slurm", state="FAILED", final=True, job_id="12_3",
-    exit_code=137, nodes=["n1", "n2"], submit_time=T0, start_time=T1, end_time=T2, signals=["SIGTERM", "SIGKILL"],
+    run_id="20261128-021844-123abc",
+    experiment="digits",
+    backend="slurm",
+    state="FAILED",
+    final=True,
+    job_id="12_3",
+    exit_code=137,
+    nodes=["n1", "n2"],
+    submit_time=T0,
+    start_time=T1,
+    end_time=T2,
+    signals=["SIGTERM", "SIGKILL"],
     first_failure=FirstFailure(rank=2, role="worker", index=1, host="n2", exit_code=137, time=T2, note="oom"),
-    reason="NonZeroExitCode", note="a note", message="a message", restarts=2, scheduler_unreachable_since=T1,
+    reason="NonZeroExitCode",
+    note="a note",
+    message="a message",
+    restarts=2,
+    scheduler_unreachable_since=T1,
     scheduler_error="sacct: timed out",
 )
 FULL_JOB = JobRecord(
-    run_id="20261128-021844-123abc", experiment="ps-digits", backend="local", python="/opt/env/bin/python",
-    command=["/opt/env/bin/python", "-u", "train.py", "--flag", "--lr", "0.1"], env={"A": "1", "QUOTE": "it's \"x\""},
-    default_env={"TF_USE_LEGACY_KERAS": "1"}, metric_patterns={"loss": r"loss: ([0-9.]+)"}, ntasks=4,
-    distributed_backend="ps", parameter_server_count=1, ps_mode="script", evaluator=True, use_gpu=True,
-    max_run_duration_seconds=60, requeue=True,
-    environment=InJobEnvironment("/cache/envs", EnvRequest("pip", ("numpy==2.0", "pandas"), "x\n", "/usr/bin/python3",
-                                                           "3.11.7", True, ("/wheels",), True, ("/venv/site",))),
+    run_id="20261128-021844-123abc",
+    experiment="ps-digits",
+    backend="local",
+    python="/opt/env/bin/python",
+    command=["/opt/env/bin/python", "-u", "train.py", "--flag", "--lr", "0.1"],
+    env={"A": "1", "QUOTE": 'it\'s "x"'},
+    default_env={"TF_USE_LEGACY_KERAS": "1"},
+    metric_patterns={"loss": r"loss: ([0-9.]+)"},
+    ntasks=4,
+    distributed_backend="ps",
+    parameter_server_count=1,
+    ps_mode="script",
+    evaluator=True,
+    use_gpu=True,
+    max_run_duration_seconds=60,
+    requeue=True,
+    environment=InJobEnvironment(
+        "/cache/envs",
+        EnvRequest(
+            "pip",
+            ("numpy==2.0", "pandas"),
+            "x\n",
+            "/usr/bin/python3",
+            "3.11.7",
+            True,
+            ("/wheels",),
+            True,
+            ("/venv/site",),
+        ),
+    ),
 )
-FULL_TASK = TaskRecord(rank=3, role="ps", index=0, host="n4", port=41000, local_rank=1, cuda_visible_devices="0,1",
-                       start_time=T1, pid=10, child_pid=11, end_time=T2, exit_code=143, stopped_after_chief=True)
+FULL_TASK = TaskRecord(
+    rank=3,
+    role="ps",
+    index=0,
+    host="n4",
+    port=41000,
+    local_rank=1,
+    cuda_visible_devices="0,1",
+    start_time=T1,
+    pid=10,
+    child_pid=11,
+    end_time=T2,
+    exit_code=143,
+    stopped_after_chief=True,
+)
 
 
 @pytest.mark.parametrize(
-    "status", [RunStatus(), FULL_STATUS, transitions.submitted("r", "e", "local", T0)],
+    "status",
+    [RunStatus(), FULL_STATUS, transitions.submitted("r", "e", "local", T0)],
     ids=["defaults", "every-field", "submitted"],
 )
 def test_status_round_trip(run: RunDir, status: RunStatus) -> None:
@@ -87,8 +138,11 @@ def test_status_round_trip(run: RunDir, status: RunStatus) -> None:
     assert run.read_status() == status
 
 
-@pytest.mark.parametrize("job", [JobRecord(run_id="r", experiment="e", backend="slurm", python="p", command=["p"]),
-                                 FULL_JOB], ids=["minimal", "every-field"])
+@pytest.mark.parametrize(
+    "job",
+    [JobRecord(run_id="r", experiment="e", backend="slurm", python="p", command=["p"]), FULL_JOB],
+    ids=["minimal", "every-field"],
+)
 def test_job_round_trip(run: RunDir, job: JobRecord) -> None:
     run.write_job(job)
     assert run.read_job() == job
@@ -129,32 +183,72 @@ def test_a_missing_job_json_names_it(run: RunDir) -> None:
 # ---------------------------------------------------------------------------------------------- old files
 def test_status_written_by_0_1_completed(tmp_path: Path) -> None:
     assert copied(OLD_COMPLETED, tmp_path).read_status() == RunStatus(
-        schema=STATUS_SCHEMA, run_id="20261128-021844-123abc", experiment="digits", backend="slurm",
-        state="COMPLETED", job_id="3", exit_code=0, nodes=["n1"], submit_time=T0, start_time=T1, end_time=T2,
-        final=True, first_failure=None)
+        schema=STATUS_SCHEMA,
+        run_id="20261128-021844-123abc",
+        experiment="digits",
+        backend="slurm",
+        state="COMPLETED",
+        job_id="3",
+        exit_code=0,
+        nodes=["n1"],
+        submit_time=T0,
+        start_time=T1,
+        end_time=T2,
+        final=True,
+        first_failure=None,
+    )
 
 
 def test_status_written_by_0_1_failed_names_the_first_failure(tmp_path: Path) -> None:
     status = copied(OLD_FAILED, tmp_path).read_status()
     assert (status.state, status.final, status.exit_code, status.job_id) == ("FAILED", True, 137, "4")
-    assert status.first_failure == FirstFailure(rank=2, role="worker", index=0, host="n3", exit_code=137,
-                                                time="2026-11-28T03:16:08+00:00", note="")
+    assert status.first_failure == FirstFailure(
+        rank=2, role="worker", index=0, host="n3", exit_code=137, time="2026-11-28T03:16:08+00:00", note=""
+    )
     assert (status.restarts, status.scheduler_unreachable_since, status.scheduler_error) == (0, None, "")
 
 
 def test_job_written_by_0_1(tmp_path: Path) -> None:
     assert copied(OLD_COMPLETED, tmp_path).read_job() == JobRecord(
-        schema=JOB_SCHEMA, run_id="20261128-021844-123abc", experiment="digits", backend="slurm",
-        python="/usr/bin/python3", environment=None,
-        command=["/usr/bin/python3", "-u", "train.py", "--batch-size", "50"], metric_patterns={}, env={},
-        default_env={}, ntasks=1, distributed_backend=None, parameter_server_count=0, ps_mode="managed",
-        evaluator=False, use_gpu=False, max_run_duration_seconds=1800, requeue=False)
+        schema=JOB_SCHEMA,
+        run_id="20261128-021844-123abc",
+        experiment="digits",
+        backend="slurm",
+        python="/usr/bin/python3",
+        environment=None,
+        command=["/usr/bin/python3", "-u", "train.py", "--batch-size", "50"],
+        metric_patterns={},
+        env={},
+        default_env={},
+        ntasks=1,
+        distributed_backend=None,
+        parameter_server_count=0,
+        ps_mode="managed",
+        evaluator=False,
+        use_gpu=False,
+        max_run_duration_seconds=1800,
+        requeue=False,
+    )
 
 
 def test_task_written_by_0_1(tmp_path: Path) -> None:
-    assert copied(OLD_COMPLETED, tmp_path).read_tasks() == [TaskRecord(
-        rank=0, role="worker", index=0, host="n1", port=None, local_rank=0, cuda_visible_devices=None,
-        start_time=T1, pid=123, child_pid=456, end_time=T2, exit_code=0, stopped_after_chief=False)]
+    assert copied(OLD_COMPLETED, tmp_path).read_tasks() == [
+        TaskRecord(
+            rank=0,
+            role="worker",
+            index=0,
+            host="n1",
+            port=None,
+            local_rank=0,
+            cuda_visible_devices=None,
+            start_time=T1,
+            pid=123,
+            child_pid=456,
+            end_time=T2,
+            exit_code=0,
+            stopped_after_chief=False,
+        )
+    ]
 
 
 def test_an_old_final_status_still_takes_transitions(tmp_path: Path) -> None:
@@ -205,8 +299,11 @@ def test_a_transition_on_a_damaged_status_raises_and_leaves_it(run: RunDir, data
     assert run.status_json.read_bytes() == data
 
 
-@pytest.mark.parametrize(("name", "data"), [("job.json", b"{}"), ("job.json", b'{"run_id": 1}'),
-                                            ("job.json", b"")], ids=["no-required-fields", "wrong-type", "empty"])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("job.json", b"{}"), ("job.json", b'{"run_id": 1}'), ("job.json", b"")],
+    ids=["no-required-fields", "wrong-type", "empty"],
+)
 def test_a_damaged_job_json_names_the_file(run: RunDir, name: str, data: bytes) -> None:
     (run.path / name).write_bytes(data)
     with pytest.raises(RunError, match=name.replace(".", r"\.")):
@@ -241,8 +338,12 @@ def test_transition_applies_the_change_to_the_status_on_disk(run: RunDir) -> Non
 
 @pytest.mark.parametrize(
     "change",
-    [lambda s: s, lambda s: replace(s), lambda s: transitions.queued(s, "9"),
-     lambda s: transitions.failed_first(s, FirstFailure(rank=9, role="ps", index=0, host="x", exit_code=1, time=T2))],
+    [
+        lambda s: s,
+        lambda s: replace(s),
+        lambda s: transitions.queued(s, "9"),
+        lambda s: transitions.failed_first(s, FirstFailure(rank=9, role="ps", index=0, host="x", exit_code=1, time=T2)),
+    ],
     ids=["identity", "equal-copy", "same-job-id", "first-failure-already-set"],
 )
 def test_a_transition_that_changes_nothing_does_not_rewrite(run: RunDir, change: Change) -> None:

@@ -20,9 +20,18 @@ def test_defaults_follow_xdg_and_home() -> None:
 
 
 def test_variables_and_explicit_runs_dir() -> None:
-    env = {"HOME": "/h", "XDG_CACHE_HOME": "/c", "XDG_CONFIG_HOME": "/k", "HPC_TF_TARGETS": "/a.yaml:/b.yaml",
-           "HPC_TF_RUNS_DIR": "/r", "HPC_TF_ENV_CACHE": "/e", "HPC_TF_SLURM_ACCOUNTING": "0",
-           "HPC_TF_SCHEDULER_TIMEOUT": "2.5", "HPC_TF_ENV_TOOL": "pip", "HPC_TF_SNAPSHOT_MAX_MB": "10"}
+    env = {
+        "HOME": "/h",
+        "XDG_CACHE_HOME": "/c",
+        "XDG_CONFIG_HOME": "/k",
+        "HPC_TF_TARGETS": "/a.yaml:/b.yaml",
+        "HPC_TF_RUNS_DIR": "/r",
+        "HPC_TF_ENV_CACHE": "/e",
+        "HPC_TF_SLURM_ACCOUNTING": "0",
+        "HPC_TF_SCHEDULER_TIMEOUT": "2.5",
+        "HPC_TF_ENV_TOOL": "pip",
+        "HPC_TF_SNAPSHOT_MAX_MB": "10",
+    }
     s = Settings.from_env(env)
     assert s.target_files == (Path("/a.yaml"), Path("/b.yaml"), Path("/k/hpc_tf/targets.yaml"))
     assert (s.runs_dir, s.env_cache, s.template_cache) == (Path("/r"), Path("/e"), Path("/c/hpc_tf/templates"))
@@ -32,9 +41,16 @@ def test_variables_and_explicit_runs_dir() -> None:
 
 @pytest.mark.parametrize(
     "name, value",
-    [("HPC_TF_SNAPSHOT_MAX_MB", "-1"), ("HPC_TF_SNAPSHOT_MAX_MB", "lots"), ("HPC_TF_SNAPSHOT_MAX_MB", "nan"),
-     ("HPC_TF_SNAPSHOT_MAX_MB", "1e400"), ("HPC_TF_SCHEDULER_TIMEOUT", "0"), ("HPC_TF_ENV_TOOL", "conda"),
-     ("HPC_TF_SLURM_ACCOUNTING", "yes"), ("HPC_TF_TEMPLATE_DIR", "/nonexistent/templates")],
+    [
+        ("HPC_TF_SNAPSHOT_MAX_MB", "-1"),
+        ("HPC_TF_SNAPSHOT_MAX_MB", "lots"),
+        ("HPC_TF_SNAPSHOT_MAX_MB", "nan"),
+        ("HPC_TF_SNAPSHOT_MAX_MB", "1e400"),
+        ("HPC_TF_SCHEDULER_TIMEOUT", "0"),
+        ("HPC_TF_ENV_TOOL", "conda"),
+        ("HPC_TF_SLURM_ACCOUNTING", "yes"),
+        ("HPC_TF_TEMPLATE_DIR", "/nonexistent/templates"),
+    ],
 )
 def test_a_bad_setting_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(UsageError) as info:

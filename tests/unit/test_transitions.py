@@ -28,8 +28,14 @@ LATER = "2026-11-28T02:31:00+00:00"
 YOUNG_NOW = "2026-11-28T02:19:44+00:00"  # 60 s after SUBMIT
 EDGE_NOW = "2026-11-28T02:20:44+00:00"  # exactly FORGOTTEN_AFTER_SECONDS after SUBMIT
 
-PENDING = RunStatus(run_id="20261128-021844-123abc", experiment="digits", backend="slurm", state="PENDING",
-                    job_id="7", submit_time=SUBMIT)
+PENDING = RunStatus(
+    run_id="20261128-021844-123abc",
+    experiment="digits",
+    backend="slurm",
+    state="PENDING",
+    job_id="7",
+    submit_time=SUBMIT,
+)
 RUNNING = replace(PENDING, state="RUNNING", start_time=START, nodes=["n1", "n2"])
 ENDED = replace(RUNNING, exit_code=0, end_time=END)  # the lead task recorded its end; not final yet
 UNREACHABLE = replace(RUNNING, scheduler_unreachable_since=START, scheduler_error="squeue: timed out")
@@ -39,69 +45,152 @@ FAILURE = FirstFailure(rank=2, role="worker", index=0, host="n3", exit_code=137,
 NOT_KNOWN_NOTE = "final state from the run directory: the scheduler no longer knows the job"
 
 
-
 def test_the_fixture_times_straddle_the_forgotten_threshold() -> None:
     """The NotKnown cases below rely on these ages; a changed threshold must fail here, not silently."""
-    age = {name: (dt.datetime.fromisoformat(t) - dt.datetime.fromisoformat(SUBMIT)).total_seconds()
-           for name, t in (("young", YOUNG_NOW), ("edge", EDGE_NOW), ("now", NOW))}
+    age = {
+        name: (dt.datetime.fromisoformat(t) - dt.datetime.fromisoformat(SUBMIT)).total_seconds()
+        for name, t in (("young", YOUNG_NOW), ("edge", EDGE_NOW), ("now", NOW))
+    }
     assert age["young"] < FORGOTTEN_AFTER_SECONDS == age["edge"] < age["now"]
 
 
 # ---------------------------------------------------------------------------------------------- observed
 OBSERVED: list[tuple[str, RunStatus, Answer, str, dict[str, Any]]] = [
     # (id, status before, the scheduler's answer, now, expected changes to the status)
-    ("running+no-answer:state-kept,unreachable-since-now", RUNNING, NoAnswer("squeue: timed out"), NOW,
-     {"scheduler_unreachable_since": NOW, "scheduler_error": "squeue: timed out"}),
-    ("unreachable+no-answer-again:first-time-kept,error-updated", UNREACHABLE, NoAnswer("sacct: refused"), NOW,
-     {"scheduler_error": "sacct: refused"}),
-    ("unreachable+running:cleared", UNREACHABLE, JobState("RUNNING"), NOW,
-     {"scheduler_unreachable_since": None, "scheduler_error": ""}),
-    ("unreachable+not-known-young:cleared,state-kept", replace(UNREACHABLE, state="PENDING"), NotKnown("sacct"),
-     YOUNG_NOW, {"state": "PENDING", "scheduler_unreachable_since": None, "scheduler_error": ""}),
+    (
+        "running+no-answer:state-kept,unreachable-since-now",
+        RUNNING,
+        NoAnswer("squeue: timed out"),
+        NOW,
+        {"scheduler_unreachable_since": NOW, "scheduler_error": "squeue: timed out"},
+    ),
+    (
+        "unreachable+no-answer-again:first-time-kept,error-updated",
+        UNREACHABLE,
+        NoAnswer("sacct: refused"),
+        NOW,
+        {"scheduler_error": "sacct: refused"},
+    ),
+    (
+        "unreachable+running:cleared",
+        UNREACHABLE,
+        JobState("RUNNING"),
+        NOW,
+        {"scheduler_unreachable_since": None, "scheduler_error": ""},
+    ),
+    (
+        "unreachable+not-known-young:cleared,state-kept",
+        replace(UNREACHABLE, state="PENDING"),
+        NotKnown("sacct"),
+        YOUNG_NOW,
+        {"state": "PENDING", "scheduler_unreachable_since": None, "scheduler_error": ""},
+    ),
     ("pending+running", PENDING, JobState("RUNNING"), NOW, {"state": "RUNNING"}),
     ("pending+pending:unchanged", PENDING, JobState("PENDING", None, "Priority"), NOW, {}),
     ("running+requeued", RUNNING, JobState("REQUEUED"), NOW, {"state": "REQUEUED"}),
-    ("running+completed-0:final", RUNNING, JobState("COMPLETED", 0), NOW,
-     {"state": "COMPLETED", "exit_code": 0, "final": True, "end_time": NOW}),
-    ("ended-0+completed:end-time-of-the-run-kept", ENDED, JobState("COMPLETED", 0), NOW,
-     {"state": "COMPLETED", "final": True}),
-    ("ended-0+failed-1:exit-code-from-scheduler", ENDED, JobState("FAILED", 1, "NonZeroExitCode"), NOW,
-     {"state": "FAILED", "exit_code": 1, "final": True, "reason": "NonZeroExitCode"}),
-    ("ended-3+failed-1:the-run's-own-code-kept", replace(ENDED, exit_code=3), JobState("FAILED", 1), NOW,
-     {"state": "FAILED", "exit_code": 3, "final": True}),
-    ("running+cancelled-no-code", RUNNING, JobState("CANCELLED", None, "None"), NOW,
-     {"state": "CANCELLED", "exit_code": None, "final": True, "end_time": NOW}),
-    ("running+timeout:runtime-code-kept", replace(RUNNING, exit_code=143, end_time=END),
-     JobState("TIMEOUT", 0, "TimeLimit"), NOW,
-     {"state": "TIMEOUT", "exit_code": 143, "final": True, "reason": "TimeLimit"}),
-    ("reason-None-keeps-recorded-reason", replace(RUNNING, reason="Resources"), JobState("FAILED", 2, "None"), NOW,
-     {"state": "FAILED", "exit_code": 2, "final": True, "end_time": NOW}),
-    ("not-known+ended-0:completed-from-records", ENDED, NotKnown("sacct"), NOW,
-     {"state": "COMPLETED", "final": True, "note": NOT_KNOWN_NOTE}),
-    ("not-known+ended-3:failed-from-records", replace(ENDED, exit_code=3), NotKnown("sacct"), NOW,
-     {"state": "FAILED", "final": True, "note": NOT_KNOWN_NOTE}),
+    (
+        "running+completed-0:final",
+        RUNNING,
+        JobState("COMPLETED", 0),
+        NOW,
+        {"state": "COMPLETED", "exit_code": 0, "final": True, "end_time": NOW},
+    ),
+    (
+        "ended-0+completed:end-time-of-the-run-kept",
+        ENDED,
+        JobState("COMPLETED", 0),
+        NOW,
+        {"state": "COMPLETED", "final": True},
+    ),
+    (
+        "ended-0+failed-1:exit-code-from-scheduler",
+        ENDED,
+        JobState("FAILED", 1, "NonZeroExitCode"),
+        NOW,
+        {"state": "FAILED", "exit_code": 1, "final": True, "reason": "NonZeroExitCode"},
+    ),
+    (
+        "ended-3+failed-1:the-run's-own-code-kept",
+        replace(ENDED, exit_code=3),
+        JobState("FAILED", 1),
+        NOW,
+        {"state": "FAILED", "exit_code": 3, "final": True},
+    ),
+    (
+        "running+cancelled-no-code",
+        RUNNING,
+        JobState("CANCELLED", None, "None"),
+        NOW,
+        {"state": "CANCELLED", "exit_code": None, "final": True, "end_time": NOW},
+    ),
+    (
+        "running+timeout:runtime-code-kept",
+        replace(RUNNING, exit_code=143, end_time=END),
+        JobState("TIMEOUT", 0, "TimeLimit"),
+        NOW,
+        {"state": "TIMEOUT", "exit_code": 143, "final": True, "reason": "TimeLimit"},
+    ),
+    (
+        "reason-None-keeps-recorded-reason",
+        replace(RUNNING, reason="Resources"),
+        JobState("FAILED", 2, "None"),
+        NOW,
+        {"state": "FAILED", "exit_code": 2, "final": True, "end_time": NOW},
+    ),
+    (
+        "not-known+ended-0:completed-from-records",
+        ENDED,
+        NotKnown("sacct"),
+        NOW,
+        {"state": "COMPLETED", "final": True, "note": NOT_KNOWN_NOTE},
+    ),
+    (
+        "not-known+ended-3:failed-from-records",
+        replace(ENDED, exit_code=3),
+        NotKnown("sacct"),
+        NOW,
+        {"state": "FAILED", "final": True, "note": NOT_KNOWN_NOTE},
+    ),
     ("not-known+no-end,young:unchanged", RUNNING, NotKnown("sacct"), YOUNG_NOW, {}),
     ("not-known+no-end,at-threshold:unchanged", RUNNING, NotKnown("sacct"), EDGE_NOW, {}),
     ("not-known+exit-code-without-end-time,young:unchanged", replace(RUNNING, exit_code=0), NotKnown(), YOUNG_NOW, {}),
-    ("lost+running:revised,note-cleared", LOST_RUN, JobState("RUNNING"), NOW,
-     {"state": "RUNNING", "final": False, "note": ""}),
-    ("lost+completed:final-completed,note-cleared", LOST_RUN, JobState("COMPLETED", 0), NOW,
-     {"state": "COMPLETED", "exit_code": 0, "final": True, "note": "", "end_time": NOW}),
+    (
+        "lost+running:revised,note-cleared",
+        LOST_RUN,
+        JobState("RUNNING"),
+        NOW,
+        {"state": "RUNNING", "final": False, "note": ""},
+    ),
+    (
+        "lost+completed:final-completed,note-cleared",
+        LOST_RUN,
+        JobState("COMPLETED", 0),
+        NOW,
+        {"state": "COMPLETED", "exit_code": 0, "final": True, "note": "", "end_time": NOW},
+    ),
     ("lost+not-known:unchanged", LOST_RUN, NotKnown("sacct"), NOW, {}),
-    ("lost+no-answer:unreachable-recorded,still-lost", LOST_RUN, NoAnswer("x"), NOW,
-     {"scheduler_unreachable_since": NOW, "scheduler_error": "x"}),
+    (
+        "lost+no-answer:unreachable-recorded,still-lost",
+        LOST_RUN,
+        NoAnswer("x"),
+        NOW,
+        {"scheduler_unreachable_since": NOW, "scheduler_error": "x"},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("status", "answer", "now", "changes"), [c[1:] for c in OBSERVED],
-                         ids=[c[0] for c in OBSERVED])
+@pytest.mark.parametrize(
+    ("status", "answer", "now", "changes"), [c[1:] for c in OBSERVED], ids=[c[0] for c in OBSERVED]
+)
 def test_observed(status: RunStatus, answer: Answer, now: str, changes: dict[str, Any]) -> None:
     assert observed(status, answer, now) == replace(status, **changes)
 
 
-@pytest.mark.parametrize(("start", "passing"), [(PENDING, "CONFIGURING"), (RUNNING, "SUSPENDED"),
-                                               (RUNNING, "STOPPED"), (PENDING, "REQUEUE_HOLD")],
-                         ids=["configuring", "suspended", "stopped", "requeue-hold"])
+@pytest.mark.parametrize(
+    ("start", "passing"),
+    [(PENDING, "CONFIGURING"), (RUNNING, "SUSPENDED"), (RUNNING, "STOPPED"), (PENDING, "REQUEUE_HOLD")],
+    ids=["configuring", "suspended", "stopped", "requeue-hold"],
+)
 def test_a_passing_scheduler_state_is_left_when_the_job_runs_again(start: RunStatus, passing: str) -> None:
     """Slurm's other non-terminal words (nodes booting, suspend/resume, held requeue) are passing states:
     once the scheduler says RUNNING again, status.json must say so too, not keep the passing word."""
@@ -134,9 +223,15 @@ ANSWERS: list[tuple[str, Answer]] = [
 
 
 @pytest.mark.parametrize("answer", [a for _, a in ANSWERS], ids=[i for i, _ in ANSWERS])
-@pytest.mark.parametrize("final", [COMPLETED, replace(ENDED, state="FAILED", exit_code=1, final=True),
-                                   replace(RUNNING, state="CANCELLED", final=True)],
-                         ids=["completed", "failed", "cancelled"])
+@pytest.mark.parametrize(
+    "final",
+    [
+        COMPLETED,
+        replace(ENDED, state="FAILED", exit_code=1, final=True),
+        replace(RUNNING, state="CANCELLED", final=True),
+    ],
+    ids=["completed", "failed", "cancelled"],
+)
 def test_a_final_status_is_never_rewritten(final: RunStatus, answer: Answer) -> None:
     assert observed(final, answer, NOW) is final
 
@@ -182,10 +277,13 @@ def test_submit_failed(status: RunStatus, expected: RunStatus) -> None:
 RESTARTED = replace(ENDED, signals=["SIGTERM"], first_failure=FAILURE)
 STARTED: list[tuple[str, RunStatus, int, dict[str, Any]]] = [
     ("pending:first-start", PENDING, 0, {"state": "RUNNING", "start_time": NOW, "nodes": ["n9"]}),
-    ("running,same-count:no-reset", RESTARTED, 0,
-     {"state": "RUNNING", "start_time": NOW, "nodes": ["n9"]}),
-    ("running,already-counted-restart:no-reset", replace(RESTARTED, restarts=2), 2,
-     {"state": "RUNNING", "start_time": NOW, "nodes": ["n9"]}),
+    ("running,same-count:no-reset", RESTARTED, 0, {"state": "RUNNING", "start_time": NOW, "nodes": ["n9"]}),
+    (
+        "running,already-counted-restart:no-reset",
+        replace(RESTARTED, restarts=2),
+        2,
+        {"state": "RUNNING", "start_time": NOW, "nodes": ["n9"]},
+    ),
     ("final:unchanged", COMPLETED, 1, {}),
 ]
 
@@ -199,17 +297,35 @@ def test_started(status: RunStatus, restart_count: int, changes: dict[str, Any])
 def test_a_higher_restart_count_is_a_restart(count: int) -> None:
     """Slurm requeued the job: the previous attempt's end, signals and failure are cleared and the restart noted."""
     new = transitions.started(RESTARTED, NOW, ["n9"], count)
-    assert new == replace(RESTARTED, state="RUNNING", start_time=NOW, nodes=["n9"], end_time=None, exit_code=None,
-                          signals=[], first_failure=None, restarts=count, note=new.note)
+    assert new == replace(
+        RESTARTED,
+        state="RUNNING",
+        start_time=NOW,
+        nodes=["n9"],
+        end_time=None,
+        exit_code=None,
+        signals=[],
+        first_failure=None,
+        restarts=count,
+        note=new.note,
+    )
     assert f"restart {count}" in new.note
     assert START in new.note and "n1,n2" in new.note  # the previous attempt stays findable
 
 
-@pytest.mark.parametrize(("env_value", "restarts"), [(None, 0), ("", 0), ("0", 0), ("2", 2)],
-                         ids=["unset", "empty", "zero", "two"])
+@pytest.mark.parametrize(
+    ("env_value", "restarts"), [(None, 0), ("", 0), ("0", 0), ("2", 2)], ids=["unset", "empty", "zero", "two"]
+)
 def test_restart_count_comes_from_slurm_restart_count(env_value: str | None, restarts: int) -> None:
-    env = {"SLURM_JOB_ID": "7", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_STEP_NUM_TASKS": "1",
-           "SLURM_STEP_NODELIST": "n1", "SLURM_STEP_TASKS_PER_NODE": "1", "SLURM_JOB_NODELIST": "n1"}
+    env = {
+        "SLURM_JOB_ID": "7",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_STEP_NUM_TASKS": "1",
+        "SLURM_STEP_NODELIST": "n1",
+        "SLURM_STEP_TASKS_PER_NODE": "1",
+        "SLURM_JOB_NODELIST": "n1",
+    }
     if env_value is not None:
         env["SLURM_RESTART_COUNT"] = env_value
     ctx = TaskContext.from_env(env, "n1")
@@ -225,8 +341,9 @@ LEAD_EXITED: list[tuple[str, RunStatus, list[str], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("status", "signals", "changes"), [c[1:] for c in LEAD_EXITED],
-                         ids=[c[0] for c in LEAD_EXITED])
+@pytest.mark.parametrize(
+    ("status", "signals", "changes"), [c[1:] for c in LEAD_EXITED], ids=[c[0] for c in LEAD_EXITED]
+)
 def test_lead_exited(status: RunStatus, signals: list[str], changes: dict[str, Any]) -> None:
     assert transitions.lead_exited(status, 1, NOW, signals) == replace(status, **changes)
 
@@ -254,21 +371,52 @@ def test_failed_first_is_recorded_even_on_a_final_run() -> None:
 
 
 FINALISED: list[tuple[str, RunStatus, str, int | None, str, dict[str, Any]]] = [
-    ("running:given-code,end-now", RUNNING, "FAILED", 1, "",
-     {"state": "FAILED", "exit_code": 1, "final": True, "end_time": NOW}),
-    ("ended:recorded-code-and-end-kept", replace(ENDED, exit_code=3), "FAILED", 1, "",
-     {"state": "FAILED", "exit_code": 3, "final": True}),
-    ("cancelled-with-reason", RUNNING, "CANCELLED", None, "cancelled by the user",
-     {"state": "CANCELLED", "final": True, "end_time": NOW, "reason": "cancelled by the user"}),
-    ("unreachable:cleared", UNREACHABLE, "COMPLETED", 0, "",
-     {"state": "COMPLETED", "exit_code": 0, "final": True, "end_time": NOW, "scheduler_unreachable_since": None,
-      "scheduler_error": ""}),
+    (
+        "running:given-code,end-now",
+        RUNNING,
+        "FAILED",
+        1,
+        "",
+        {"state": "FAILED", "exit_code": 1, "final": True, "end_time": NOW},
+    ),
+    (
+        "ended:recorded-code-and-end-kept",
+        replace(ENDED, exit_code=3),
+        "FAILED",
+        1,
+        "",
+        {"state": "FAILED", "exit_code": 3, "final": True},
+    ),
+    (
+        "cancelled-with-reason",
+        RUNNING,
+        "CANCELLED",
+        None,
+        "cancelled by the user",
+        {"state": "CANCELLED", "final": True, "end_time": NOW, "reason": "cancelled by the user"},
+    ),
+    (
+        "unreachable:cleared",
+        UNREACHABLE,
+        "COMPLETED",
+        0,
+        "",
+        {
+            "state": "COMPLETED",
+            "exit_code": 0,
+            "final": True,
+            "end_time": NOW,
+            "scheduler_unreachable_since": None,
+            "scheduler_error": "",
+        },
+    ),
     ("final:unchanged", COMPLETED, "FAILED", 9, "late", {}),
 ]
 
 
-@pytest.mark.parametrize(("status", "state", "code", "reason", "changes"), [c[1:] for c in FINALISED],
-                         ids=[c[0] for c in FINALISED])
+@pytest.mark.parametrize(
+    ("status", "state", "code", "reason", "changes"), [c[1:] for c in FINALISED], ids=[c[0] for c in FINALISED]
+)
 def test_finalised(status: RunStatus, state: str, code: int | None, reason: str, changes: dict[str, Any]) -> None:
     assert transitions.finalised(status, state, code, NOW, reason) == replace(status, **changes)
 

@@ -43,6 +43,7 @@ def step(it):
         w.assign_sub(0.05 * gw)
         b.assign_sub(0.05 * gb)
         return loss
+
     return strategy.run(replica_fn, args=(next(it),))
 
 

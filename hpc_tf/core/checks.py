@@ -1,0 +1,139 @@
+"""Per-field checks of the config, run after the type check: each returns (sub-key, message) for the
+first bad entry of a field, or None. `validation.convert` turns them into Problems."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping
+
+from .spec import (
+    CONDA_SPEC_RE,
+    ENV_NAME_RE,
+    MODULE_RE,
+    NAME_RE,
+    RESERVED_SBATCH_OPTIONS,
+    SBATCH_OPTION_RE,
+    SLURM_MEM_RE,
+    SLURM_TIME_RE,
+    EstimatorSpec,
+    SlurmOptions,
+)
+
+# Field checks: each returns (sub-key, message) for the first bad entry, or None. They run after the type check.
+
+
+def _check_entries(
+    what: str, scalars: tuple[type, ...], allow_none: bool, allow_list: bool
+) -> Callable[[Any], tuple[str, str] | None]:
+    """One clear message per bad entry of a mapping, naming the entry."""
+
+    def check(value: Mapping[str, Any]) -> tuple[str, str] | None:
+        for key, item in value.items():
+            ok = (
+                (item is None and allow_none)
+                or isinstance(item, scalars)
+                or (allow_list and isinstance(item, list) and all(isinstance(i, scalars) for i in item))
+            )
+            if not ok:
+                return key, f"expected {what}"
+            if key == "":
+                return key, "a name cannot be empty"
+        return None
+
+    return check
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, str] | None]:
+    return lambda value: None if value is None or regex.match(str(value)) else ("", f"expected {what}")
+
+
+def _regexes(value: Mapping[str, str]) -> tuple[str, str] | None:
+    for name, pattern in value.items():
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:
+            return name, f"not a valid regular expression: {exc}"
+        if groups != 1:
+            return name, f"needs exactly one group (the value), has {groups}"
+    return None
+
+
+def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    for name in value:
+        if not ENV_NAME_RE.match(name):
+            return (
+                name,
+                "invalid environment variable name: expected letters, digits and '_', not starting with a digit",
+            )
+    return _check_entries("a string, number or boolean", (str, int, float, bool), False, False)(value)
+
+
+def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    for name in value:
+        if not SBATCH_OPTION_RE.match(name):
+            return name, "not a long sbatch option name (letters, digits, '_' or '-')"
+        if name.replace("_", "-") in RESERVED_SBATCH_OPTIONS:
+            return name, "set by hpc_tf itself; it cannot be overridden here"
+    return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
+
+
+CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
+    EstimatorSpec: {
+        "experiment": _pattern(
+            NAME_RE, "1-100 characters from letters, digits, '.', '_' and '-', not starting with '.', '_' or '-'"
+        ),
+        "script_params": _check_entries(
+            "a string, number, boolean, null (a bare flag) or a list of strings/numbers",
+            (str, int, float, bool),
+            True,
+            True,
+        ),
+        "environment_variables": _env_names,
+        "pip_packages": lambda v: _each(v, _pep508),
+        "modules": lambda v: _each(
+            v,
+            lambda m: None
+            if MODULE_RE.match(m)
+            else "expected a module name such as 'cuda/12.2' (letters, digits, '.', '_', '+', '-', '/')",
+        ),
+        "setup": lambda v: _each(v, lambda line: None if line.strip() else "an empty setup line"),
+        "conda_packages": lambda v: _each(
+            v,
+            lambda p: None
+            if CONDA_SPEC_RE.match(p)
+            else "expected a conda package spec such as 'numpy' or 'numpy>=1.26'",
+        ),
+        "metric_patterns": _regexes,
+        "mpi_plugin": _pattern(
+            re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"
+        ),
+        "compute_target": lambda v: None
+        if not isinstance(v, str) or NAME_RE.match(v)
+        else ("", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
+    },
+    SlurmOptions: {
+        "time": lambda v: None
+        if not isinstance(v, str) or SLURM_TIME_RE.match(v)
+        else ("", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
+        "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
+        "additional_parameters": _sbatch_options,
+    },
+}
+
+
+def _each(items: list[str], check: Callable[[str], str | None]) -> tuple[str, str] | None:
+    for i, item in enumerate(items):
+        message = check(item)
+        if message:
+            return f"[{i}]", message
+    return None
+
+
+def _pep508(text: str) -> str | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        return f"not a valid pip requirement (PEP 508): {exc}"
+    return None
