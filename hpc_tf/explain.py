@@ -80,6 +80,11 @@ def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | N
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     backend = spec.distributed_backend or "none (one process)"
     notes = [f"distributed_backend: {backend}; {spec.ntasks} tasks on {spec.node_count} nodes"]
+    if spec.spread_tasks:
+        notes.append(
+            f"no process_count_per_node: the job asks Slurm for --nodes={spec.node_count} --ntasks={spec.ntasks} "
+            "and Slurm fills the first nodes first (the table shows that layout)"
+        )
     if spec.distributed_backend in ("ps", "multiworker") and job_id is None:
         notes.append(
             "ports: each job gets its own block derived from its job "

@@ -56,8 +56,12 @@ class Run:
 
     # ------------------------------------------------------------------ status
     def status(self) -> RunStatus:
-        """status.json, reconciled with the scheduler until the state is final (one query)."""
-        return Watcher(self.settings).refresh([self])[0]
+        """status.json, reconciled with the scheduler until the state is final (one query); a damaged
+        status.json is a RunError saying what is wrong with it."""
+        status = Watcher(self.settings).refresh([self])[0]
+        if status.state == DAMAGED:
+            raise RunError(f"run {self.run_id}: {status.message}")
+        return status
 
     def tasks(self) -> list[TaskRecord]:
         """Each task's record (rank, role, index, host, exit code, ...), in rank order."""
@@ -132,6 +136,8 @@ class Run:
             if show_output:
                 follower.pump()
             status = watcher.poll([self])[0]
+            if status.state == DAMAGED:
+                raise RunError(f"run {self.run_id}: {status.message}")
             if progress is not None:
                 progress(status)
             if status.final:
@@ -247,9 +253,8 @@ def damaged_status(run: RunDir, message: str) -> RunStatus:
 
 def find_run(text: str, settings: Settings) -> Run:
     """A run directory, a run id, or a unique prefix of a run id under the runs directory."""
-    path = Path(text)
-    if text and (path / "status.json").is_file():
-        return Run(path, settings)
+    if text and RunDir(text).exists():
+        return Run(text, settings)
     root = settings.runs_dir
     matches = sorted(root.glob(f"*/{text}*/status.json")) if text and root.is_dir() and "/" not in text else []
     if len(matches) == 1:

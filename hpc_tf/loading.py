@@ -16,20 +16,11 @@ from .errors import ConfigError, Problem
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a mapping; a syntax error becomes a ConfigError."""
-    import yaml
+    """Read a YAML config file into a mapping (see `yamlconfig` for the rules); every problem is a ConfigError."""
+    from .yamlconfig import parse, read_config_text
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([Problem("", f"config file not found: {path}")]) from None
-    except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read config file {path}: {exc.strerror}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem("", f"not valid YAML: {exc}", source=str(path))]) from None
+    data = parse(read_config_text(path), str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -41,7 +32,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
     """Apply `KEY=VALUE` overrides (dotted keys, YAML values) to a copy of a raw config mapping."""
     import copy
 
-    import yaml
+    from .yamlconfig import parse
 
     data = copy.deepcopy(data)
     problems = []
@@ -51,9 +42,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
             problems.append(Problem(key or item, "expected KEY=VALUE (for example node_count=2)", item, source=source))
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
+            value = parse(text, f"--set {key}") if text.strip() else ""
+        except ConfigError:
+            value = text  # not YAML: the text itself
         parts = key.split(".")
         node = data
         for depth, part in enumerate(parts[:-1]):
@@ -114,15 +105,22 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
 
 def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) -> tuple[Path | None, list[Problem]]:
     """source_directory must exist; entry_script must be a file inside it."""
-    raw = data.get("source_directory")
+    raw, entry = data.get("source_directory"), data.get("entry_script")
+    problems = [
+        Problem(key, "must not be empty", "", source=source)
+        for key in ("source_directory", "entry_script")
+        if data.get(key) == ""
+    ]
     if not isinstance(raw, str) or not raw:
-        return None, []
-    src = Path(raw).expanduser()
-    src = (src if src.is_absolute() else base_dir / src).resolve()
-    if not src.is_dir():
-        return src, [Problem("source_directory", f"directory not found: {src}", raw, source=source)]
-    entry = data.get("entry_script")
-    return src, (_check_entry_script(entry, src, source) if isinstance(entry, str) and entry else [])
+        return None, problems
+    try:
+        src = Path(raw).expanduser()
+        src = (src if src.is_absolute() else base_dir / src).resolve()
+        if not src.is_dir():
+            return src, [*problems, Problem("source_directory", f"directory not found: {src}", raw, source=source)]
+        return src, problems + (_check_entry_script(entry, src, source) if isinstance(entry, str) and entry else [])
+    except (OSError, ValueError) as exc:  # a name too long for the filesystem, ...
+        return None, [*problems, Problem("source_directory", f"not a usable path: {exc}", raw, source=source)]
 
 
 def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Problem]:
@@ -134,6 +132,8 @@ def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Probl
         return [Problem("entry_script", f"must stay inside source_directory ({src})", entry, source=source)]
     if not full.is_file():
         return [Problem("entry_script", f"file not found in source_directory ({src})", entry, source=source)]
+    if full == src:
+        return [Problem("entry_script", "must name a file", entry, source=source)]
     return []
 
 

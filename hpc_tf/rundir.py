@@ -166,7 +166,8 @@ class RunDir:
         return self.path / "work" / f"rank-{rank}"
 
     def exists(self) -> bool:
-        return self.status_json.is_file()
+        """A run directory has a status.json entry (damaged or not: a damaged one is reported, not hidden)."""
+        return self.status_json.exists() or self.status_json.is_symlink()
 
     # ------------------------------------------------------------------ records
     def write_record(self, path: Path, record: msgspec.Struct, mode: int | None = None) -> None:

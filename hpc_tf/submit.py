@@ -143,6 +143,8 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
     if kind is None:
         return base, None
     if kind == "conda" and conda_tool() is None:
+        if spec.conda_packages and not spec.conda_dependencies_file and _all_installed(base, spec.conda_packages):
+            return base, None  # nothing to install: the job's interpreter has every package already
         raise ConfigError([Problem("conda_packages", conda_missing_message(), spec.conda_packages)])
     files = spec.pip_requirements_file or spec.conda_dependencies_file
     request = EnvRequest(
@@ -159,6 +161,35 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
         inherit_paths=_site_packages(base) if spec.inherit_base_packages else (),
     )
     return str(env_python(settings.env_cache, env_key(request))), request
+
+
+def _all_installed(python: str, specs: list[str]) -> bool:
+    """Whether `python` already has a distribution satisfying every conda spec (`numpy`, `numpy>=1.26`):
+    with no conda on the machine, such a job runs on that interpreter rather than being refused."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        wanted = [Requirement(spec.replace(" ", "")) for spec in specs]
+    except InvalidRequirement:
+        return False
+    code = (
+        "import sys, importlib.metadata as m\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: print(m.version(n))\n"
+        "    except m.PackageNotFoundError: print('-')\n"
+    )
+    try:
+        proc = subprocess.run(
+            [python, "-c", code, *(r.name for r in wanted)], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    versions = proc.stdout.split()
+    return (
+        proc.returncode == 0
+        and len(versions) == len(wanted)
+        and all(v != "-" and r.specifier.contains(v, prereleases=True) for r, v in zip(wanted, versions, strict=True))
+    )
 
 
 def _site_packages(python: str) -> tuple[str, ...]:

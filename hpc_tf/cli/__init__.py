@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -39,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {**config_cmds.COMMANDS, **run_cmds.COMMANDS}
     try:
         settings = Settings.from_env(runs_dir=getattr(args, "runs_dir", None))
-        return commands[args.command](args, settings)
+        code = commands[args.command](args, settings)
+        sys.stdout.flush()
+        return code
     except HpcTfError as exc:
         if args.debug:
             raise
@@ -47,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": str(exc), "exit_status": exc.exit_status}))
         print(f"hpc_tf: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader (`| head`) went away: not an error worth a traceback
+    except BrokenPipeError:  # the reader (`| head`) went away: not an error worth a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not fail again
         return 1

@@ -72,8 +72,13 @@ def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
     for name in value:
         if not SBATCH_OPTION_RE.match(name):
             return name, "not a long sbatch option name (letters, digits, '_' or '-')"
-        if name.replace("_", "-") in RESERVED_SBATCH_OPTIONS:
-            return name, "set by hpc_tf itself; it cannot be overridden here"
+        option = name.replace("_", "-")
+        taken = sorted(r for r in RESERVED_SBATCH_OPTIONS if r.startswith(option))
+        if taken:  # sbatch takes any unambiguous prefix of a long option: `outp` is --output
+            what = (
+                "set by hpc_tf itself" if option in taken else f"sbatch reads it as --{taken[0]}, set by hpc_tf itself"
+            )
+            return name, f"{what}; it cannot be overridden here"
     return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
 
 

@@ -71,7 +71,11 @@ def slurm_options(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str,
 
 
 def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str, str | None]]:
-    """The #SBATCH options of a job, in a stable order: layout first, then the target's options."""
+    """The #SBATCH options of a job, in a stable order: layout first, then the target's options.
+
+    `--no-requeue`: Slurm's default (JobRequeue=1) would silently rerun the whole script from the start
+    after a node failure; a job is restarted only when the config asks for it (`requeue: true` in
+    additional_parameters), and a restart is recorded in status.json (`restarts`) when it happens."""
     layout = [
         ("job-name", spec.experiment),
         ("output", BATCH_LOG),
@@ -79,6 +83,8 @@ def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[
         ("nodes", str(spec.node_count)),
         *task_layout(spec),
     ]
+    if not options.additional_parameters.get("requeue"):
+        layout.append(("no-requeue", None))
     return layout + slurm_options(spec, options)
 
 
@@ -100,6 +106,8 @@ def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str,
     """
     params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
     extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
+    if not options.additional_parameters.get("requeue"):
+        extra["no_requeue"] = True
     extra.update(
         {name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)}
     )

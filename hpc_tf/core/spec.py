@@ -15,18 +15,33 @@ from msgspec import Meta
 Scalar = Union[str, int, float, bool]
 ParamValue = Union[Scalar, None, list[Scalar]]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", re.ASCII)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
 # Slurm --time forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
-SLURM_TIME_RE = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|UNLIMITED|INFINITE)$")
-SLURM_MEM_RE = re.compile(r"^\d+[KMGT]?B?$", re.I)
+SLURM_TIME_RE = re.compile(
+    r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|UNLIMITED|INFINITE)$", re.ASCII
+)
+SLURM_MEM_RE = re.compile(r"^\d+[KMGT]?B?$", re.I | re.ASCII)
 SBATCH_OPTION_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DISTRIBUTED_BACKENDS = ("mpi", "ps", "multiworker")
 # Options hpc_tf sets itself; a target that sets them through additional_parameters would
 # silently change the job's layout or break the run directory.
 RESERVED_SBATCH_OPTIONS = frozenset(
-    {"nodes", "ntasks", "ntasks-per-node", "output", "error", "chdir", "job-name", "array", "wrap", "parsable"}
+    {
+        "nodes",
+        "ntasks",
+        "ntasks-per-node",
+        "output",
+        "error",
+        "chdir",
+        "job-name",
+        "array",
+        "wrap",
+        "parsable",
+        "open-mode",
+    }
 )
+MAX_SECONDS = 366 * 86400  # a year: longer is a typo (Slurm itself stops at UNLIMITED)
 MODULE_RE = re.compile(r"^[A-Za-z0-9._+/-]+$")
 CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
 
@@ -39,7 +54,7 @@ class SlurmOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     qos: str | None = None
     time: str | Annotated[int, Meta(ge=1)] | None = None
     cpus_per_task: Annotated[int, Meta(ge=1, le=4096)] | None = None
-    mem: str | None = None
+    mem: str | Annotated[int, Meta(ge=1)] | None = None  # `4000` (MB) or `16G`
     gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None
     constraint: str | None = None
     exclude: str | None = None
@@ -76,7 +91,7 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     worker_count: Annotated[int, Meta(ge=1, le=4096)] = 1
     parameter_server_count: Annotated[int, Meta(ge=0, le=1024)] = 1
     environment_variables: dict[str, Any] = {}
-    max_run_duration_seconds: Annotated[int, Meta(ge=1)] | None = None
+    max_run_duration_seconds: Annotated[int, Meta(ge=1, le=MAX_SECONDS)] | None = None
     # hpc_tf's own keys for distributed training (the estimator has no equivalent)
     launcher: Literal["srun", "mpirun"] = "srun"
     mpi_plugin: str = "pmix"

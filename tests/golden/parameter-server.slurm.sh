@@ -6,6 +6,7 @@
 #SBATCH --open-mode=append
 #SBATCH --nodes=4
 #SBATCH --ntasks=4
+#SBATCH --no-requeue
 #SBATCH --time=0-00:30:00
 set -euo pipefail
 export HPC_TF_BACKEND=slurm

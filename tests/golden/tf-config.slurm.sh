@@ -6,6 +6,7 @@
 #SBATCH --open-mode=append
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=2
+#SBATCH --no-requeue
 set -euo pipefail
 export HPC_TF_BACKEND=slurm
 export PYTHONUNBUFFERED=1
