@@ -227,8 +227,10 @@ def default_environment(spec: EstimatorSpec) -> dict[str, str]:
     Distributed jobs use tf-keras (`TF_USE_LEGACY_KERAS=1`): with Keras 3, Horovod's Keras API and
     `model.fit` under ParameterServerStrategy and MultiWorkerMirroredStrategy fail, while tf-keras
     runs all of them. Set TF_USE_LEGACY_KERAS to "0" in environment_variables to use Keras 3.
+    HPC_TF_KERAS_ALIAS=1: a plain `import keras` gives tf-keras too (Horovod's Keras callbacks import
+    it that way); "0" turns that off (see hpc_tf/job/keras_alias/sitecustomize.py).
     """
-    return {"TF_USE_LEGACY_KERAS": "1"} if spec.distributed_backend else {}
+    return {"TF_USE_LEGACY_KERAS": "1", "HPC_TF_KERAS_ALIAS": "1"} if spec.distributed_backend else {}
 
 
 def job_record(

@@ -29,6 +29,7 @@ from .context import TaskContext, TaskSetupError
 from .supervise import become, supervise
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
+KERAS_ALIAS = Path(__file__).with_name("keras_alias")
 
 
 def job_slots(job: JobRecord, ctx: TaskContext) -> list[Slot]:
@@ -102,6 +103,8 @@ def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping
 def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank: int) -> dict[str, str]:
     """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
     out = {**env, **job.default_env, **job.env}
+    if out.get("HPC_TF_KERAS_ALIAS") == "1" and out.get("TF_USE_LEGACY_KERAS") == "1":
+        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(KERAS_ALIAS), out.get("PYTHONPATH", "")) if p)
     out.update(
         HPC_TF_RUN_DIR=str(run.path),
         HPC_TF_RUN_ID=run.run_id,
