@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,21 @@ def test_conda_packages_without_conda_is_a_clear_error(tmp_path: Path, env_cache
         in proc.stderr
     )
     assert "pip_packages" in proc.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slurm
+def test_inherited_packages_are_the_submitting_virtualenvs(slurm: dict, tmp_path: Path, env_cache: Path) -> None:
+    """Submitted from a virtualenv, `inherit_base_packages` shows the job the *virtualenv's* packages, not
+    only those of the interpreter it was made from: a module that exists only in the venv is importable."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "only_in_the_venv.py").write_text("WHERE = 'venv'\n")
+    src = make_project(tmp_path / "src", "import only_in_the_venv, six\nprint('found', only_in_the_venv.WHERE)\n")
+    cfg = write_config(tmp_path / "c.yaml", experiment="venv", source_directory=str(src), entry_script="train.py",
+                       pip_packages=["six==1.16.0"], inherit_base_packages=True)
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "hpc_tf", "submit", str(cfg), "--backend", "slurm",
+                           "--wait", "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "found venv" in proc.stdout
