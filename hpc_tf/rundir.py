@@ -20,6 +20,7 @@ Nothing else joins path strings under a run directory.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import os
 import secrets
 import tempfile
@@ -33,6 +34,9 @@ from .errors import RunError
 
 T = TypeVar("T")
 SECRET_MODE = 0o600  # files that may hold environment_variables values: the user's only
+# Disk space kept aside in every run directory (`.reserve`) and given back when a record cannot be
+# written for lack of space: a job that fills the disk still gets its exit code and final state recorded.
+RESERVE_BYTES = 256 * 1024
 
 
 def utc_now() -> str:
@@ -106,7 +110,13 @@ class RunDir:
                 path.mkdir()
             except FileExistsError:
                 continue
-            return cls(path)
+            run = cls(path)
+            try:
+                write_atomic(run.reserve, b"\0" * RESERVE_BYTES)
+            except OSError:
+                run.reserve.unlink(missing_ok=True)
+                raise
+            return run
         raise RunError(f"could not create a unique run directory under {parent}")
 
     # ------------------------------------------------------------------ paths
@@ -134,6 +144,7 @@ class RunDir:
     supervisor_log = property(lambda self: self.logs / "supervisor.log")
     local_job_log = property(lambda self: self.logs / "local-job.out")
     _lock_path = property(lambda self: self.path / ".status.lock")
+    reserve = property(lambda self: self.path / ".reserve")
 
     def rank_out(self, rank: int) -> Path:
         return self.logs / f"rank-{rank}.out"
@@ -171,7 +182,14 @@ class RunDir:
 
     # ------------------------------------------------------------------ records
     def write_record(self, path: Path, record: msgspec.Struct, mode: int | None = None) -> None:
-        write_atomic(path, encode(record), mode)
+        """Write a record; on a full disk, give back the run's reserved space and write it anyway."""
+        try:
+            write_atomic(path, encode(record), mode)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.reserve.exists():
+                raise
+            self.reserve.unlink(missing_ok=True)
+            write_atomic(path, encode(record), mode)
 
     def read_job(self) -> JobRecord:
         return _read(self.job_json, JobRecord)

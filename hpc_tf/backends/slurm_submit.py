@@ -37,6 +37,32 @@ class TemplatedSlurmExecutor(submitit.SlurmExecutor):
         return ["sbatch", f"--chdir={self._workdir}", str(submission_file_path)]
 
 
+# What sbatch says when it refuses a job → the config key that asked for it.
+SBATCH_REFUSALS = (
+    ("invalid partition", "compute_target.partition"),
+    ("invalid qos", "compute_target.qos"),
+    ("invalid account", "compute_target.account"),
+    ("invalid feature", "compute_target.constraint"),
+    ("reservation is invalid", "compute_target.reservation"),
+    ("invalid node name", "compute_target.exclude"),
+    ("time limit", "max_run_duration_seconds or compute_target.time"),
+    ("node count specification", "node_count"),
+    (
+        "requested node configuration is not available",
+        "node_count, process_count_per_node or compute_target (cpus_per_task, mem, gpus_per_node, constraint)",
+    ),
+    ("qos policy", "compute_target.qos or compute_target.account"),
+    ("memory specification", "compute_target.mem"),
+    ("invalid generic resource", "compute_target.gpus_per_node"),
+)
+
+
+def refused_key(said: str) -> str | None:
+    """The config key an sbatch refusal is about, when its message says."""
+    lowered = said.lower()
+    return next((key for words, key in SBATCH_REFUSALS if words in lowered), None)
+
+
 def submit_script(run: RunDir, script: str) -> str:
     """sbatch the rendered script with the run directory as its working directory; return the job id.
 
@@ -49,7 +75,9 @@ def submit_script(run: RunDir, script: str) -> str:
         said = str(exc)
         if "timed out" in said or "Unable to contact" in said:
             said += "\n(the controller did not answer: check `squeue --me` before resubmitting, the job may be queued)"
-        raise SubmissionError(
-            "sbatch refused the job", ["sbatch", f"--chdir={run.path}", str(run.script)], said, str(run.path)
-        ) from None
+        key = refused_key(said)
+        head = f"sbatch refused the job: check {key}" if key else "sbatch refused the job"
+        error = SubmissionError(head, ["sbatch", f"--chdir={run.path}", str(run.script)], said, str(run.path))
+        error.exit_status = 2 if key else 1  # the config asked for something this cluster does not have
+        raise error from None
     return str(job.job_id)
