@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dev-cluster.sh install|up|down|status|env — a real Slurm cluster (Debian's Slurm 22.05) on this one machine.
+# dev-cluster.sh VERB — a real Slurm cluster (Debian's Slurm 22.05) on this one machine.
 #
 # `up` installs what is missing (slurmctld slurmd slurm-client munge, Open MPI with PMIx), then
 # starts munged, slurmctld and one slurmd per fake node (n1..nN, default 4), each in its own UTS
@@ -8,6 +8,23 @@
 # outside it are a link /etc/slurm/slurm.conf (when no real one exists) and the node names in
 # /etc/hosts, so a client that lost SLURM_CONF never falls back to DNS look-ups.
 # Clients use:  eval "$(scripts/dev-cluster.sh env)"   (exports SLURM_CONF and Open MPI's root vars)
+#
+# Verbs, each idempotent; only `up` (fresh) and `down` touch munged, the config, state/ or spool/:
+#   install | env | status   packages only | client variables | sinfo, or which daemons are alive
+#   up    all alive: nothing. Fully down (munged or every Slurm daemon dead): a fresh cluster (state/,
+#         spool/, jobcomp.log wiped; job ids from 1). Otherwise starts only the dead daemons, keeping
+#         state/ (slurmctld without -c): running jobs go on and stay known.
+#   down  cancels jobs, stops every daemon and leftover job process
+#   stop-controller | kill-controller   SIGTERM (KILL after 10 s) | SIGKILL slurmctld alone; slurmds and
+#         job processes go on, clients fail after ~9 s. slurmctld saves state/ at most every 5 s, so a
+#         kill loses the last ~5 s: a job started just before comes back PENDING and its node drained.
+#   start-controller | restart-controller   start slurmctld on state/, wait for `scontrol ping` and
+#         the nodes' registration (~4 s) | stop-controller, then start-controller
+#   node-down NODE [REASON] | node-up NODE   scontrol state=down: its jobs' steps are killed, the jobs
+#         requeued; it stays DOWN (ReturnToService=1) | state=resume, waits for idle/allocated/mixed
+#   kill-slurmd NODE | start-slurmd NODE   SIGKILL the node's real slurmd (not its reaper): job processes
+#         there live on; after SlurmdTimeout (20 s) + up to ~10 s the node is DOWN "Not responding" and
+#         its jobs are requeued | start it as `up` does, wait until it registered ("Not responding" ends)
 #
 # Knobs: HPC_TF_CLUSTER_DIR (/var/tmp/hpc_tf-cluster), HPC_TF_CLUSTER_NODES (4),
 # HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817),
@@ -32,6 +49,25 @@ alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)
 pid_in() { [ -s "$1" ] && cat "$1" || true; }
 node_names() { seq -f 'n%g' 1 "$NODES" | tr '\n' ' '; }
 nodelist() { if [ "$NODES" = 1 ]; then echo n1; else echo "n[1-$NODES]"; fi; }
+proc_is() { [ "$(cat "/proc/${1:-x}/comm" 2>/dev/null)" = "$2" ] && alive "$1"; }  # pid $1 is a live $2
+ctld_pid() { local p; p=$(pid_in "$DIR/run/slurmctld.pid"); if proc_is "$p" slurmctld; then echo "$p"; fi; }
+slurmd_pid() { local p; p=$(pid_in "$DIR/run/slurmd-$1.pid"); if proc_is "$p" slurmd; then echo "$p"; fi; }
+slurmd_alive() { [ -n "$(slurmd_pid "$1")" ]; }
+dead() { ! alive "$1"; }
+ping_ok() { scontrol ping >/dev/null 2>&1; }  # fails at once when slurmctld is down (other clients take ~9 s)
+node_state() { sinfo -h -N -n "$1" -o %T 2>/dev/null | head -1; }
+node_ready() { [[ "$(node_state "$1")" =~ ^(idle|allocated|mixed)$ ]]; }
+node_registered() { local s; s=$(node_state "$1"); [[ -n "$s" && "$s" != unk* && "$s" != *[*~] ]]; }  # * = not responding
+nodes_registered() { local n; for n in $(cat "$DIR/run/nodes"); do slurmd_alive "$n" && ! node_registered "$n" && return 1; done; return 0; }
+all_idle() { [ "$(sinfo -h -N -o %T 2>/dev/null | grep -c '^idle$')" -ge "$NODES" ]; }
+wait_for() {  # wait_for SECS WHAT CMD...: poll CMD every 0.2 s, die after SECS
+  local secs=$1 what=$2; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || { ! ping_ok || sinfo -N >&2; die "no $what after ${secs}s: see $DIR/log/"; }
+    sleep 0.2
+  done
+}
 
 install_packages() {
   local pkgs=()
@@ -54,16 +90,31 @@ install_packages() {
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }
 }
 
+acct_ok() { if [ "$ACCOUNTING" = 1 ]; then alive "$(pid_in "$DIR/run/slurmdbd.pid")"; else ! alive "$(pid_in "$DIR/run/slurmdbd.pid")"; fi; }
+
 is_up() {
   [ -f "$SLURM_CONF" ] || return 1
   alive "$(pid_in "$DIR/munge/munged.pid")" || return 1
-  alive "$(pid_in "$DIR/run/slurmctld.pid")" || return 1
-  if [ "$ACCOUNTING" = 1 ]; then alive "$(pid_in "$DIR/run/slurmdbd.pid")" || return 1; fi
-  if [ "$ACCOUNTING" != 1 ] && alive "$(pid_in "$DIR/run/slurmdbd.pid")"; then return 1; fi
+  [ -n "$(ctld_pid)" ] || return 1
+  acct_ok || return 1
   local n; for n in $(cat "$DIR/run/nodes" 2>/dev/null || echo none); do
-    alive "$(pid_in "$DIR/run/slurmd-$n.pid")" || return 1
+    slurmd_alive "$n" || return 1
   done
-  scontrol ping >/dev/null 2>&1
+  ping_ok
+}
+
+repairable() {  # munged, this config and some Slurm daemon alive: a daemon died, the cluster was not stopped
+  [ -f "$SLURM_CONF" ] && [ "$(cat "$DIR/run/nodes" 2>/dev/null)" = "$(node_names)" ] || return 1
+  alive "$(pid_in "$DIR/munge/munged.pid")" && acct_ok || return 1
+  [ -n "$(ctld_pid)" ] && return 0
+  local n; for n in $(node_names); do slurmd_alive "$n" && return 0; done
+  return 1
+}
+
+daemons() {  # which of this cluster's daemons are alive
+  local n; echo -n "munged:$(alive "$(pid_in "$DIR/munge/munged.pid")" && echo up || echo down)"
+  echo -n " slurmctld:$([ -n "$(ctld_pid)" ] && echo up || echo down)"
+  for n in $(cat "$DIR/run/nodes" 2>/dev/null); do echo -n " slurmd-$n:$(slurmd_alive "$n" && echo up || echo down)"; done
 }
 
 write_config() {
@@ -121,7 +172,10 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
 MpiDefault=none
-ReturnToService=2
+# 1: a node set DOWN by hand stays down; one DOWN for "Not responding" returns when its slurmd registers
+ReturnToService=1
+# a dead slurmd (kill-slurmd) makes its node DOWN and its jobs requeue after 20-30 s, not 300-400 s
+SlurmdTimeout=20
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,bf_interval=1,sched_interval=2
 KillWait=5
@@ -203,10 +257,18 @@ up() {
   [ "$(id -u)" = 0 ] || die "must run as root"
   install_packages
   if is_up; then log "already up"; sinfo >&2; return 0; fi
+  if repairable; then
+    log "repairing ($(daemons)): state/ kept"
+    name_guards; start_controller
+    local m; for m in $(node_names); do slurmd_alive "$m" || start_slurmd "$m"; done
+    for m in $(node_names); do wait_for 10 "slurmd $m" slurmd_alive "$m"; record_uts "$m"; done
+    wait_for "$TIMEOUT" "registration of every node" nodes_registered
+    log "up (repaired, state kept): $(squeue -h | wc -l) jobs queued"; return 0
+  fi
   down >/dev/null 2>&1 || true
   mkdir -p "$DIR"/{etc,log,run,state,spool,tmp,dev,bin,munge}
   chmod 755 "$DIR"; chmod 711 "$DIR/munge"
-  rm -rf "${DIR:?}"/state/* "${DIR:?}"/spool/*
+  rm -rf "${DIR:?}"/state/* "${DIR:?}"/spool/* "$DIR/log/jobcomp.log"  # job ids restart at 1: no old records
   local n
   for n in $(node_names); do mkdir -p "$DIR/spool/$n" "$DIR/tmp/$n"; done
   echo "$(node_names)" > "$DIR/run/nodes"
@@ -219,24 +281,10 @@ up() {
   name_guards
   if [ "$ACCOUNTING" = 1 ]; then start_accounting; fi
   slurmctld -f "$SLURM_CONF"
-  local i
-  for i in $(seq 1 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
-  scontrol ping >/dev/null 2>&1 || die "slurmctld did not start: $DIR/log/slurmctld.log"
-  local py; py=$(command -v python3)
-  for n in $(node_names); do
-    setsid unshare --uts -- sh -c "hostname $n && exec $py $DIR/bin/reaper.py slurmd -D -f $SLURM_CONF -N $n" \
-      </dev/null >>"$DIR/log/slurmd-$n.stdio" 2>&1 &
-  done
-  local deadline=$(( $(date +%s) + TIMEOUT ))
-  while :; do
-    local total idle
-    total=$(sinfo -h -N -o '%N' 2>/dev/null | wc -l)
-    idle=$(sinfo -h -N -o '%T' 2>/dev/null | grep -c '^idle$' || true)
-    [ "$total" -ge "$NODES" ] && [ "$idle" -ge "$NODES" ] && break
-    [ "$(date +%s)" -ge "$deadline" ] && { sinfo -N >&2; die "nodes not idle after ${TIMEOUT}s: see $DIR/log/"; }
-    sleep 0.2
-  done
-  for n in $(node_names); do readlink "/proc/$(cat "$DIR/run/slurmd-$n.pid")/ns/uts" > "$DIR/run/uts-$n"; done
+  wait_for 10 "answer from slurmctld" ping_ok
+  for n in $(node_names); do start_slurmd "$n"; done
+  wait_for "$TIMEOUT" "$NODES idle nodes" all_idle
+  for n in $(node_names); do record_uts "$n"; done
   log "up: $NODES nodes ($(nodelist)), $GPUS fake GPUs each, accounting $([ "$ACCOUNTING" = 1 ] && echo on || echo off); SLURM_CONF=$SLURM_CONF"
 }
 
@@ -252,8 +300,8 @@ stop_pids() {  # TERM, wait up to $2 s, then KILL
 }
 
 down() {
-  local ctld; ctld=$(pid_in "$DIR/run/slurmctld.pid")
-  if alive "$ctld" && scontrol ping >/dev/null 2>&1; then
+  local ctld; ctld=$(ctld_pid)
+  if [ -n "$ctld" ] && ping_ok; then
     local jobs; jobs=$(squeue -h -o %A 2>/dev/null | tr '\n' ' ')
     if [ -n "${jobs// /}" ]; then
       scancel $jobs 2>/dev/null || true
@@ -261,15 +309,16 @@ down() {
     fi
   fi
   local pids="" f p
-  for f in "$DIR"/run/slurmd-*.pid; do [ -f "$f" ] && { p=$(cat "$f"); alive "$p" && pids="$pids $p"; }; done
-  alive "$ctld" && pids="$pids $ctld"
+  for f in "$DIR"/run/slurmd-*.pid; do [ -f "$f" ] && { p=$(cat "$f"); proc_is "$p" slurmd && pids="$pids $p"; }; done
+  pids="$pids $ctld"
   stop_pids "$pids" 10
   # leftover job processes: those living in our nodes' UTS namespaces (never the machine's own)
+  # (uts-nX lists every namespace nX's slurmds had: start-slurmd makes a new one, old jobs stay in theirs)
   local mine left="" ns; mine=$(readlink /proc/self/ns/uts)
-  for f in "$DIR"/run/uts-*; do
-    [ -f "$f" ] || continue; ns=$(cat "$f"); [ -n "$ns" ] && [ "$ns" != "$mine" ] || continue
+  while read -r ns; do
+    [ -n "$ns" ] && [ "$ns" != "$mine" ] || continue
     for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/uts" 2>/dev/null)" = "$ns" ] && left="$left ${p#/proc/}"; done
-  done
+  done < <(cat "$DIR"/run/uts-* 2>/dev/null | sort -u)
   stop_pids "$left" 5
   p=$(pid_in "$DIR/run/slurmdbd.pid"); alive "$p" && stop_pids "$p" 10
   p=$(pid_in "$DIR/mysql/mysqld.pid"); alive "$p" && stop_pids "$p" 20
@@ -282,16 +331,81 @@ down() {
   log "down"
 }
 
+start_slurmd() {  # in its own UTS namespace (hostname = node name), under the reaper; pid file = real slurmd
+  local n=$1 py; py=$(command -v python3)
+  rm -f "$DIR/run/slurmd-$n.pid"
+  setsid unshare --uts -- sh -c "hostname $n && exec $py $DIR/bin/reaper.py slurmd -D -f $SLURM_CONF -N $n" \
+    </dev/null >>"$DIR/log/slurmd-$n.stdio" 2>&1 &
+}
+record_uts() {  # remember the node's namespace, so `down` finds the job processes left in it
+  local ns; ns=$(readlink "/proc/$(slurmd_pid "$1")/ns/uts")
+  grep -qxF "$ns" "$DIR/run/uts-$1" 2>/dev/null || echo "$ns" >> "$DIR/run/uts-$1"
+}
+
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
+need_cluster() { need_root; [ -f "$SLURM_CONF" ] && alive "$(pid_in "$DIR/munge/munged.pid")" || die "dev cluster is not up ($DIR): run up"; }
+need_node() { local all; all=$(cat "$DIR/run/nodes" 2>/dev/null || true); [[ -n "$1" && " $all " == *" $1 "* ]] || die "no node '$1' (nodes: $all)"; }
+
+stop_controller() {  # $1 = TERM (then KILL after 10 s) or KILL; slurmctld only
+  local p; p=$(ctld_pid)
+  [ -n "$p" ] || { log "slurmctld is not running"; return 0; }
+  if [ "$1" = KILL ]; then kill -KILL "$p" 2>/dev/null || true; else stop_pids "$p" 10; fi
+  wait_for 10 "end of slurmctld $p" dead "$p"
+  log "slurmctld stopped ($1, pid $p); slurmds, munged, state/ and running jobs kept"
+}
+start_controller() {  # no -c: slurmctld recovers jobs and DOWN/DRAIN node states from state/
+  local was; was=$(ctld_pid)
+  [ -n "$was" ] || slurmctld -f "$SLURM_CONF"
+  wait_for 30 "answer from slurmctld" ping_ok
+  wait_for "$TIMEOUT" "registration of the nodes" nodes_registered
+  log "slurmctld $([ -n "$was" ] && echo "already running" || echo started) (pid $(ctld_pid)): $(squeue -h | wc -l) jobs queued"
+}
+
+node_down() {
+  ping_ok || die "slurmctld does not answer"
+  scontrol update nodename="$1" state=down reason="${2:-dev-cluster node-down}"
+  log "$1: $(scontrol -o show node "$1" | sed -E 's/.* State=([^ ]+).*/\1/') (${2:-dev-cluster node-down})"
+}
+node_up() {
+  ping_ok || die "slurmctld does not answer"
+  node_ready "$1" || scontrol update nodename="$1" state=resume || true
+  wait_for "$TIMEOUT" "$1 idle/allocated/mixed" node_ready "$1"
+  log "$1: $(node_state "$1")"
+}
+
+kill_slurmd() {
+  local p; p=$(slurmd_pid "$1")
+  [ -n "$p" ] || { log "slurmd $1 is not running"; return 0; }
+  kill -KILL "$p"; wait_for 10 "end of slurmd $1 ($p)" dead "$p"
+  log "slurmd $1 killed (pid $p); its jobs' processes live on, Slurm notices after SlurmdTimeout"
+}
+start_one_slurmd() {
+  local was; was=$(slurmd_pid "$1")
+  [ -n "$was" ] || start_slurmd "$1"
+  wait_for 10 "slurmd $1" slurmd_alive "$1"; record_uts "$1"
+  if ping_ok; then wait_for "$TIMEOUT" "registration of $1" node_registered "$1"; fi
+  log "slurmd $1 $([ -n "$was" ] && echo "already running" || echo started) (pid $(slurmd_pid "$1")): $(node_state "$1")"
+}
+
 case "${1:-}" in
   install) [ "$(id -u)" = 0 ] || die "must run as root"; install_packages ;;
   up) up ;;
   down) down ;;
-  status) if is_up; then sinfo; else echo "dev cluster is not up ($DIR)"; exit 1; fi ;;
+  status) if is_up; then sinfo; else echo "dev cluster is not up ($DIR): $(daemons)"; exit 1; fi ;;
+  stop-controller) need_root; stop_controller TERM ;;
+  kill-controller) need_root; stop_controller KILL ;;
+  start-controller) need_cluster; start_controller ;;
+  restart-controller) need_cluster; stop_controller TERM; start_controller ;;
+  node-down) need_cluster; need_node "${2:-}"; node_down "$2" "${3:-}" ;;
+  node-up) need_cluster; need_node "${2:-}"; node_up "$2" ;;
+  kill-slurmd) need_root; need_node "${2:-}"; kill_slurmd "$2" ;;
+  start-slurmd) need_cluster; need_node "${2:-}"; start_one_slurmd "$2" ;;
   env) cat <<EOF
 export SLURM_CONF=$SLURM_CONF
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 EOF
   ;;
-  *) echo "usage: $0 install|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|status|env|stop-controller|start-controller|restart-controller|kill-controller" >&2
+     echo "       $0 node-down NODE [REASON]|node-up NODE|kill-slurmd NODE|start-slurmd NODE" >&2; exit 2 ;;
 esac

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import hpc, make_project, read_status, write_config
+from .conftest import hpc, make_project, read_status, wait_for, write_config
 
 
 @pytest.mark.slurm
@@ -88,3 +91,69 @@ def test_a_runs_directory_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = hpc("submit", str(cfg), "--backend", "local", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "cannot create a run directory" in proc.stderr
+
+
+PROJECTS = Path(__file__).parent / "projects"
+SLEEPER = """\
+    import os, time
+    open(f"{os.environ['HPC_TF_OUTPUTS_DIR']}/started", "w").write(str(os.getpid()))
+    time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _task_pids(run_dir: Path) -> list[int]:
+    records = [json.loads(p.read_text()) for p in (run_dir / "tasks").glob("rank-*.json")]
+    return [pid for r in records for pid in (r.get("child_pid"), r.get("pid")) if pid]
+
+
+KILLS = [
+    pytest.param("ps", 2, signal.SIGKILL, ("worker", 0, 137), id="ps-worker-SIGKILL"),
+    pytest.param("ps", 2, signal.SIGTERM, ("worker", 0, 143), id="ps-worker-SIGTERM"),
+    pytest.param("ps", 1, signal.SIGKILL, ("ps", 0, 137), id="ps-server-SIGKILL"),
+    pytest.param("ps", 1, signal.SIGTERM, ("ps", 0, 143), id="ps-server-SIGTERM"),
+    pytest.param("ps", 0, signal.SIGKILL, ("chief", 0, 137), id="ps-chief-SIGKILL"),
+    pytest.param("ps", 0, signal.SIGTERM, ("chief", 0, 143), id="ps-chief-SIGTERM"),
+    pytest.param("mpi", 1, signal.SIGKILL, None, id="mpi-rank-SIGKILL"),
+    pytest.param("mpi", 1, signal.SIGTERM, None, id="mpi-rank-SIGTERM"),
+]
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("backend, rank, sig, failure", KILLS)
+def test_a_killed_task_fails_the_job_at_once_naming_it_and_leaves_no_process(
+    slurm: dict, tmp_path: Path, backend: str, rank: int, sig: int, failure: tuple[str, int, int] | None
+) -> None:
+    if backend == "ps":
+        src = tmp_path / "ps_loop"
+        shutil.copytree(PROJECTS / "ps_loop", src)
+        keys: dict[str, object] = {"worker_count": 2, "parameter_server_count": 1, "node_count": 4,
+                                   "script_params": {"--steps": 4000, "--slow": 0.05}}
+    else:
+        src = make_project(tmp_path / "src", SLEEPER)
+        keys = {"node_count": 2}
+    cfg = write_config(tmp_path / "c.yaml", experiment="kill", source_directory=str(src), entry_script="train.py",
+                       distributed_backend=backend, **keys)
+    proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    marker = run_dir / "outputs" / ("started" if backend == "ps" or rank == 0 else f"rank-{rank}/started")
+    wait_for(marker.exists, timeout=180)
+    record = json.loads((run_dir / "tasks" / f"rank-{rank}.json").read_text())
+    victim = record.get("child_pid") or record["pid"]
+    os.kill(victim, sig)
+    start = time.monotonic()
+    waited = hpc("wait", str(run_dir), timeout=150)
+    assert waited.returncode != 0 and time.monotonic() - start < 60, waited.stderr
+    status = read_status(run_dir)
+    assert (status["state"], status["final"]) == ("FAILED", True)
+    if failure is not None:
+        got = status["first_failure"]
+        assert (got["rank"], got["role"], got["index"], got["exit_code"]) == (rank, *failure)
+    wait_for(lambda: not [pid for pid in _task_pids(run_dir) if _alive(pid)], timeout=30)
