@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hpc, make_project, read_status, wait_for, write_config
+from .conftest import CLUSTER, hpc, make_project, read_status, wait_for, write_config
 
 
 @pytest.mark.slurm
@@ -157,3 +157,48 @@ def test_a_killed_task_fails_the_job_at_once_naming_it_and_leaves_no_process(
         got = status["first_failure"]
         assert (got["rank"], got["role"], got["index"], got["exit_code"]) == (rank, *failure)
     wait_for(lambda: not [pid for pid in _task_pids(run_dir) if _alive(pid)], timeout=30)
+
+
+LONG_TWO_NODES = """\
+    import os, time
+    open(f"{os.environ['HPC_TF_OUTPUTS_DIR']}/started", "w").write(str(os.getpid()))
+    time.sleep(float(os.environ.get("SLEEP", "300")))
+"""
+
+
+def _cluster(verb: str, *args: str) -> None:
+    proc = subprocess.run([str(CLUSTER), verb, *args], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _two_node_job(tmp_path: Path, **env: str) -> Path:
+    src = make_project(tmp_path / "src", LONG_TWO_NODES)
+    cfg = write_config(tmp_path / "c.yaml", experiment="nodes", source_directory=str(src), entry_script="train.py",
+                       distributed_backend="mpi", node_count=2, environment_variables=env)
+    proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    wait_for((run_dir / "outputs" / "rank-1" / "started").exists, timeout=120)
+    return run_dir
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("fault", ["node-down", "kill-slurmd"])
+def test_a_node_lost_under_a_job_ends_it_node_fail_naming_the_node_without_a_silent_rerun(
+    slurm: dict, tmp_path: Path, fault: str
+) -> None:
+    run_dir = _two_node_job(tmp_path)
+    victim = read_status(run_dir)["nodes"][1]
+    pids = _task_pids(run_dir)
+    _cluster(fault, victim)
+    try:
+        waited = hpc("wait", str(run_dir), timeout=150)
+        assert waited.returncode != 0
+        status = read_status(run_dir)
+        assert (status["state"], status["final"], status["restarts"]) == ("NODE_FAIL", True, 0), status
+        assert victim in status["reason"], status["reason"]
+    finally:
+        _cluster("start-slurmd" if fault == "kill-slurmd" else "node-up", victim)
+        if fault == "kill-slurmd":
+            _cluster("node-up", victim)
+    wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=60)

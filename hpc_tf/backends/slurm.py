@@ -13,7 +13,7 @@ from ..core.scheduler import Answer, JobState, NoAnswer, NotKnown
 from ..errors import SubmissionError
 from ..rundir import RunDir
 from ..settings import Settings
-from .slurm_text import parse_sacct, parse_squeue, query_failure
+from .slurm_text import parse_sacct, parse_scontrol_job, parse_squeue, query_failure
 
 
 class SlurmBackend:
@@ -43,12 +43,39 @@ class SlurmBackend:
                 parse_sacct,
             )
             if answers is not None:
-                return answers
+                return self._with_failed_nodes(answers)
             self.accounting = False  # Slurm said accounting storage is disabled
         answers = self._query(
             ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], job_ids, parse_squeue
         )
-        return answers if answers is not None else _all(job_ids, NoAnswer("squeue: unexpected answer"))
+        return self._with_failed_nodes(answers) if answers is not None else _all(job_ids, NoAnswer("squeue: ?"))
+
+    def _with_failed_nodes(self, answers: dict[str, Answer]) -> dict[str, Answer]:
+        """A NODE_FAIL says which node failed and why (two more calls, once per failed job: a rare event)."""
+        for job_id, answer in answers.items():
+            if isinstance(answer, JobState) and answer.state == "NODE_FAIL":
+                down = self._failed_nodes(job_id)
+                if down:
+                    answers[job_id] = JobState(answer.state, answer.exit_code, f"node failure: {down}")
+        return answers
+
+    def _failed_nodes(self, job_id: str) -> str:
+        """'n2 (down: <reason>)' for the job's nodes that are down, drained or not responding."""
+        fields = parse_scontrol_job(self._run(["scontrol", "show", "job", "-o", job_id]))
+        nodes = fields.get("NodeList", "")
+        if not nodes or nodes == "(null)":
+            return ""
+        text = self._run(["sinfo", "-h", "-N", "-n", nodes, "-t", "down,drain,fail,no_respond", "-o", "%N|%T|%E"])
+        failed = [line.split("|", 2) for line in text.splitlines() if line.count("|") >= 2]
+        return "; ".join(f"{node} ({state}: {reason})" for node, state, reason in failed)
+
+    def _run(self, argv: list[str]) -> str:
+        """stdout of a bounded query that only adds detail ('' when it fails)."""
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return proc.stdout if proc.returncode == 0 else ""
 
     def _query(
         self, argv: list[str], job_ids: Sequence[str], parse: Callable[[str], dict[str, JobState]]

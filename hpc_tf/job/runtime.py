@@ -2,8 +2,9 @@
 
 Given to the entry script, besides environment_variables: HPC_TF_RUN_DIR, HPC_TF_RUN_ID,
 HPC_TF_OUTPUTS_DIR, HPC_TF_RANK, HPC_TF_TENSORBOARD_DIR, and TF_CONFIG / CUDA_VISIBLE_DEVICES where
-they apply. 'mpi' ranks `exec` the entry script: the rank is the MPI process itself. The lifecycle
-of the other distributed jobs is decided in `core.lifecycle`.
+they apply. Every task, MPI ranks included, runs the entry script as a child (an MPI rank's child
+inherits the launcher's PMIx/Open MPI environment and is the MPI process), so each task's exit code is
+recorded. What a task's end means for the job is decided in `core.lifecycle`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import HpcTfError
 from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext, TaskSetupError
-from .supervise import become, supervise
+from .supervise import supervise
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
 KERAS_ALIAS = Path(__file__).with_name("keras_alias")
@@ -167,14 +168,13 @@ def run_task(run_dir: str | Path) -> int:
         pid=os.getpid(),
     )
     run.write_task(record)
-    if job.distributed_backend == "mpi":
-        become(run, slot.rank, task_argv(job, slot), env)
 
     def started(pid: int) -> None:
         run.write_task(msgspec.structs.replace(record, child_pid=pid))
 
     watch_lead = slot.rank != 0 and job.distributed_backend in ("ps", "multiworker")
-    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, watch_lead, started)
+    under_mpirun = "OMPI_COMM_WORLD_RANK" in os.environ
+    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, watch_lead, started, under_mpirun)
     run.write_task(
         msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
     )

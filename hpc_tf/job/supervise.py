@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -38,17 +37,27 @@ def working_dir(run: RunDir, rank: int) -> Path:
 
 
 def supervise(
-    run: RunDir, rank: int, command: list[str], env: dict[str, str], watch_lead: bool, started: Callable[[int], None]
+    run: RunDir,
+    rank: int,
+    command: list[str],
+    env: dict[str, str],
+    watch_lead: bool,
+    started: Callable[[int], None],
+    forward_signals: bool = False,
 ) -> tuple[int, bool, list[str]]:
     """Run the task's process to its end; with `watch_lead`, stop it once the lead (rank 0) has ended.
 
+    Slurm signals the step's whole process group, so the child gets a signal with the runtime, which only
+    records it and stays alive to write the end. Open MPI's daemons signal only the process they started
+    (the runtime): under mpirun (`forward_signals`) the runtime passes the signal on to the child.
     Returns (exit code as a shell reports it, stopped after the lead, signals the runtime received)."""
     received: list[str] = []
+    child: list[subprocess.Popen[bytes]] = []
 
     def note_signal(signum: int, _frame: object) -> None:
-        # The scheduler signals the whole process group, so the child gets it too; the runtime
-        # only records it and stays alive to write the final status.
         received.append(signal.Signals(signum).name)
+        if forward_signals and child and child[0].poll() is None:
+            child[0].send_signal(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, note_signal)
@@ -60,6 +69,7 @@ def supervise(
         except OSError as exc:
             err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())
             return 127, False, received
+        child.append(proc)
         started(proc.pid)
         stopped = False
         while True:
@@ -80,15 +90,3 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def become(run: RunDir, rank: int, command: list[str], env: dict[str, str]) -> None:
-    """Become the entry script (MPI ranks): its stdout/stderr go to the rank's log files."""
-    out = os.open(run.rank_out(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    err = os.open(run.rank_err(rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    os.chdir(working_dir(run, rank))
-    os.execve(command[0], command, env)
