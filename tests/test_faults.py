@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -202,3 +203,29 @@ def test_a_node_lost_under_a_job_ends_it_node_fail_naming_the_node_without_a_sil
         if fault == "kill-slurmd":
             _cluster("node-up", victim)
     wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=60)
+
+
+@pytest.mark.slurm
+def test_fifty_concurrent_submissions_to_slurm_give_fifty_intact_runs(slurm: dict, tmp_path: Path) -> None:
+    src = make_project(tmp_path / "src", "import os; print('run', os.environ['HPC_TF_RUN_ID'])\n")
+    cfg = write_config(tmp_path / "c.yaml", experiment="fifty", source_directory=str(src), entry_script="train.py")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-m", "hpc_tf", "submit", str(cfg), "--backend", "slurm", "--json",
+                               "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(50)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 50, [e[-500:] for _, e in outs if e]
+    job_ids = {json.loads(o)["job_id"] for o, _ in outs}
+    assert len(job_ids) == 50
+    waited = hpc("runs", "--runs-dir", str(runs), "--json", "--limit", "0")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        rows = json.loads(waited.stdout)
+        if len(rows) == 50 and all(r["final"] for r in rows):
+            break
+        time.sleep(2)
+        waited = hpc("runs", "--runs-dir", str(runs), "--json", "--limit", "0")
+    assert sorted(r["state"] for r in rows) == ["COMPLETED"] * 50
+    for row in rows:
+        assert f"run {row['run_id']}" in (Path(row["run_dir"]) / "logs" / "rank-0.out").read_text()
