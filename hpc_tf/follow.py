@@ -270,8 +270,8 @@ def list_runs(settings: Settings, experiment: str | None = None) -> list[Run]:
     root = settings.runs_dir
     if not root.is_dir():
         return []
-    pattern = f"{experiment}/*/status.json" if experiment else "*/*/status.json"
-    dirs = [p.parent for p in root.glob(pattern)]
+    pattern = f"{experiment}/*" if experiment else "*/*"
+    dirs = [d for d in root.glob(pattern) if RunDir(d).exists()]
     return [Run(d, settings) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
 
 

@@ -199,7 +199,7 @@ class RunDir:
 
     def read_status(self) -> RunStatus:
         """status.json; a run whose status is not written yet reads as a fresh PENDING record."""
-        if not self.status_json.exists():
+        if not self.exists():
             return RunStatus(run_id=self.run_id, experiment=self.experiment)
         return _read(self.status_json, RunStatus)
 
@@ -238,7 +238,8 @@ def _read(path: Path, kind: type[T]) -> T:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise RunError(f"{path.name} is missing in {path.parent}") from None
+        what = "a link to nothing" if path.is_symlink() else "missing"
+        raise RunError(f"{path} is {what}") from None
     except OSError as exc:
         raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:

@@ -166,3 +166,36 @@ def test_finished_local_runs_are_never_rewritten_by_a_concurrent_reader(tmp_path
             break
     states = [read_status(d)["state"] for d in (runs / "race").iterdir()]
     assert states == ["COMPLETED"] * 50, {s: states.count(s) for s in set(states)}
+
+
+DAMAGE = {
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:40]),
+    "binary": lambda p: p.write_bytes(bytes(range(256))),
+    "null": lambda p: p.write_text("null"),
+    "list": lambda p: p.write_text("[]"),
+    "wrong-types": lambda p: p.write_text('{"state": 3, "exit_code": "zero"}'),
+    "a-directory": lambda p: (p.unlink(), p.mkdir()),
+    "dangling-link": lambda p: (p.unlink(), p.symlink_to(p.parent / "nowhere")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_run_never_breaks_the_tools_for_the_others(tmp_path: Path, damage: str) -> None:
+    make_project(tmp_path / "src", "print('ok')\n")
+    cfg = write_config(tmp_path / "c.yaml", experiment="dmg", source_directory="src", entry_script="train.py")
+    runs = tmp_path / "runs"
+    dirs = [Path(json.loads(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir",
+                                str(runs)).stdout.splitlines()[-1])["run_dir"]) for _ in range(2)]
+    bad, good = dirs
+    DAMAGE[damage](bad / "status.json")
+    proc = hpc("runs", "--runs-dir", str(runs), "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    rows = {r["run_id"]: r["state"] for r in json.loads(proc.stdout)}
+    assert rows == {good.name: "COMPLETED", bad.name: "DAMAGED"}
+    for command in ("status", "wait", "logs", "metrics"):
+        proc = hpc(command, str(bad), "--json")
+        assert proc.returncode in (0, 1, 2) and "Traceback" not in proc.stderr, (command, proc.stderr)
+        if command in ("status", "wait"):
+            assert proc.returncode == 1 and "status.json" in json.loads(proc.stdout.splitlines()[-1])["error"]
+    assert hpc("status", str(good)).returncode == 0
