@@ -132,6 +132,7 @@ class RunDir:
     job_json = property(lambda self: self.path / "job.json")
     script = property(lambda self: self.path / "job.sh")
     snapshot = property(lambda self: self.path / "snapshot")
+    snapshot_outputs = property(lambda self: self.path / "snapshot" / "outputs")  # a link to ../outputs
     outputs = property(lambda self: self.path / "outputs")
     logs = property(lambda self: self.path / "logs")
     tasks_dir = property(lambda self: self.path / "tasks")

@@ -25,6 +25,7 @@ from .paths import package_root
 from .render import render_script
 from .rundir import SECRET_MODE, RunDir, utc_now, write_atomic
 from .settings import Settings
+from .snapshot import SnapshotPlan
 from .targets import Target, resolve_target
 
 
@@ -100,7 +101,7 @@ def _fail(run: RunDir, message: str) -> None:
 
 
 def _write_run(
-    run: RunDir, sub: Submission, snap: object, job: JobRecord, env_record: dict[str, object] | None
+    run: RunDir, sub: Submission, snap: SnapshotPlan, job: JobRecord, env_record: dict[str, object] | None
 ) -> None:
     """Every file of the run directory the job needs, before anything is queued."""
     import yaml
@@ -109,8 +110,8 @@ def _write_run(
 
     for folder in (run.logs, run.outputs):
         folder.mkdir()
-    copy_snapshot(snap, run.snapshot)  # type: ignore[arg-type]
-    outputs_link = run.snapshot / "outputs"
+    copy_snapshot(snap, run.snapshot)
+    outputs_link = run.snapshot_outputs
     if outputs_link.exists() or outputs_link.is_symlink():
         raise SubmissionError(
             f"source_directory has an entry named 'outputs' ({outputs_link.name}): it is where "
