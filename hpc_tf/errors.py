@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
+
+import msgspec
 
 
 class HpcTfError(Exception):
@@ -22,8 +23,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(msgspec.Struct, frozen=True):
     """One thing wrong with a config: where (file, dotted key), what was given, what is allowed."""
 
     key: str

@@ -19,13 +19,15 @@ Nothing else joins path strings under a run directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
+import fcntl
 import os
-import secrets
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import msgspec
 
@@ -37,6 +39,7 @@ SECRET_MODE = 0o600  # files that may hold environment_variables values: the use
 # Disk space kept aside in every run directory (`.reserve`) and given back when a record cannot be
 # written for lack of space: a job that fills the disk still gets its exit code and final state recorded.
 RESERVE_BYTES = 256 * 1024
+LOCK_TIMEOUT_SECONDS = 30.0
 
 
 def utc_now() -> str:
@@ -48,7 +51,7 @@ def new_run_id(now: _dt.datetime | None = None) -> str:
     """A run id sorts by submit time (to the millisecond) and is unique: `YYYYmmdd-HHMMSS-` then the
     milliseconds and 12 random bits (the run directory's mkdir settles the rare collision)."""
     now = now or _dt.datetime.now()
-    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)[:3]}"
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{os.urandom(2).hex()[:3]}"
 
 
 def _default_mode() -> int:
@@ -207,16 +210,11 @@ class RunDir:
     def transition(self, change: Callable[[RunStatus], RunStatus]) -> RunStatus:
         """Apply one transition (core.transitions) to status.json under a file lock, to the status as it is
         on disk now: the job, the supervisor, the watcher and the CLI all write it, never from a stale read."""
-        from filelock import FileLock, Timeout
-
-        try:
-            with FileLock(str(self._lock_path), timeout=30):
-                status = self.read_status()
-                new = change(status)
-                if new != status or not self.status_json.exists():
-                    self.write_record(self.status_json, new)
-        except Timeout:
-            raise RunError(f"status.json of {self.path} stayed locked for 30 s ({self._lock_path})") from None
+        with _locked(self._lock_path, LOCK_TIMEOUT_SECONDS):
+            status = self.read_status()
+            new = change(status)
+            if new != status or not self.status_json.exists():
+                self.write_record(self.status_json, new)
         return new
 
     def read_tasks(self) -> list[TaskRecord]:
@@ -232,6 +230,26 @@ class RunDir:
     def write_task(self, record: TaskRecord) -> None:
         self.tasks_dir.mkdir(exist_ok=True)
         self.write_record(self.task_record_path(record.rank), record)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout: float) -> Iterator[None]:
+    """An exclusive `flock` on `path` (released when the file is closed, also if the process dies), taken
+    within `timeout` seconds or a RunError naming the lock file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunError(f"{path} stayed locked for {timeout:g} s") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path, kind: type[T]) -> T:

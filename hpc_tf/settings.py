@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+import msgspec
 
 from .errors import UsageError
 
@@ -31,8 +32,7 @@ DEFAULT_SCHEDULER_TIMEOUT = 5.0
 ENV_TOOLS = ("auto", "uv", "pip")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     runs_dir: Path
     target_files: tuple[Path, ...]
     cache_dir: Path

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from .errors import ConfigError, Problem
 
@@ -20,8 +21,7 @@ ALWAYS_IGNORED = [".git/", "__pycache__/", "*.pyc", "outputs/", ".ipynb_checkpoi
 DEFAULT_MAX_MB = 300
 
 
-@dataclass(frozen=True)
-class SnapshotPlan:
+class SnapshotPlan(msgspec.Struct, frozen=True):
     """The files a snapshot will hold (relative paths) and their total size, computed without writing."""
 
     source: Path

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -29,8 +28,7 @@ from .snapshot import SnapshotPlan
 from .targets import Target, resolve_target
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(msgspec.Struct, frozen=True):
     """A job ready to go: validated spec, target, chosen backend (and why) and the exact script text."""
 
     spec: EstimatorSpec

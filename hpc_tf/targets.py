@@ -9,9 +9,10 @@ Built-in names: `local` (this machine) and `auto` (Slurm if a cluster answers, e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
+
+import msgspec
 
 from .core.spec import EstimatorSpec, SlurmOptions
 from .core.validation import check_gpus, convert
@@ -22,13 +23,12 @@ BackendName = Literal["auto", "slurm", "local"]
 BUILTIN = ("auto", "local")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """A resolved compute target: which backend it asks for and the Slurm options to use there."""
 
     name: str
     backend: BackendName
-    options: SlurmOptions = field(default_factory=SlurmOptions)
+    options: SlurmOptions = msgspec.field(default_factory=SlurmOptions)
     source: str = "config"
 
 

@@ -6,6 +6,7 @@ RUN is a run directory, a run id, or a unique prefix of a run id under the runs 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -155,6 +156,7 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     follower.pump()
     if not args.follow:
         return 0
+    gc.enable()  # a long wait (hpc_tf/__main__.py turned it off for short commands)
     watcher = Watcher(settings)
     while not watcher.poll([run])[0].final:
         time.sleep(0.2)
@@ -172,6 +174,7 @@ def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
 
 def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: bool) -> int:
     """Wait for a run; progress on a terminal, plain lines otherwise; exit with the job's exit code."""
+    gc.enable()  # a long wait (hpc_tf/__main__.py turned it off for short commands)
     out = sys.stderr if json_info is not None else sys.stdout
     from .progress import Progress
 

@@ -6,9 +6,10 @@ what they looked up (interpreter path, chosen backend).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Mapping
+
+import msgspec
 
 from .layout import Slot, managed_role
 from .records import InJobEnvironment, JobRecord
@@ -23,16 +24,15 @@ LAUNCHER_LOG = "logs/launcher-%t.log"
 JOB_MODULE = "hpc_tf.job"
 
 
-@dataclass(frozen=True)
-class ScriptPlan:
+class ScriptPlan(msgspec.Struct, frozen=True):
     """Everything a job script template needs, already derived and typed."""
 
     backend: str
-    directives: list[tuple[str, str | None]] = field(default_factory=list)
-    launch: list[str] = field(default_factory=list)
+    directives: list[tuple[str, str | None]] = []
+    launch: list[str] = []
     package_root: str = ""
-    modules: list[str] = field(default_factory=list)
-    setup: list[str] = field(default_factory=list)
+    modules: list[str] = []
+    setup: list[str] = []
 
 
 def slurm_time(seconds: int) -> str:

@@ -144,8 +144,6 @@ def run_task(run_dir: str | Path) -> int:
         ctx = TaskContext.from_env(os.environ, hostname)
     except TaskSetupError as exc:
         return _setup_failed(run, None, hostname, str(exc))
-    if ctx.rank == 0:
-        run.transition(lambda s: transitions.started(s, utc_now(), ctx.job_nodes, ctx.restart_count))
     try:
         if job.environment is not None:
             _environment_in_job(run, job, ctx)
@@ -167,9 +165,11 @@ def run_task(run_dir: str | Path) -> int:
         start_time=utc_now(),
         pid=os.getpid(),
     )
-    run.write_task(record)
 
     def started(pid: int) -> None:
+        """The records of a start are written once the entry script runs: they are not on its way."""
+        if ctx.rank == 0:
+            run.transition(lambda s: transitions.started(s, record.start_time or "", ctx.job_nodes, ctx.restart_count))
         run.write_task(msgspec.structs.replace(record, child_pid=pid))
 
     watch_lead = slot.rank != 0 and job.distributed_backend in ("ps", "multiworker")
