@@ -61,21 +61,25 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
-    """Write a whole file durably: readers see the old or the new content, never a partial one, and a crash
-    leaves one of the two (the data is flushed to disk before the rename, the rename before returning)."""
+def write_atomic(path: Path, data: str | bytes, mode: int | None = None, durable: bool = True) -> None:
+    """Write a whole file atomically: readers see the old or the new content, never a partial one. Durable
+    (the default, for records of what happened): a crash also leaves one of the two (the data is flushed
+    to disk before the rename, the rename before returning). Not durable: the job's inputs written before
+    it is queued (a crash then is a submission that failed, and the job says so if it ever starts)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -115,7 +119,7 @@ class RunDir:
                 continue
             run = cls(path)
             try:
-                write_atomic(run.reserve, b"\0" * RESERVE_BYTES)
+                write_atomic(run.reserve, b"\0" * RESERVE_BYTES, durable=False)
             except OSError:
                 run.reserve.unlink(missing_ok=True)
                 raise
@@ -185,21 +189,22 @@ class RunDir:
         return self.status_json.exists() or self.status_json.is_symlink()
 
     # ------------------------------------------------------------------ records
-    def write_record(self, path: Path, record: msgspec.Struct, mode: int | None = None) -> None:
+    def write_record(self, path: Path, record: msgspec.Struct, mode: int | None = None, durable: bool = True) -> None:
         """Write a record; on a full disk, give back the run's reserved space and write it anyway."""
         try:
-            write_atomic(path, encode(record), mode)
+            write_atomic(path, encode(record), mode, durable)
         except OSError as exc:
             if exc.errno != errno.ENOSPC or not self.reserve.exists():
                 raise
             self.reserve.unlink(missing_ok=True)
-            write_atomic(path, encode(record), mode)
+            write_atomic(path, encode(record), mode, durable)
 
     def read_job(self) -> JobRecord:
         return _read(self.job_json, JobRecord)
 
     def write_job(self, job: JobRecord) -> None:
-        self.write_record(self.job_json, job, SECRET_MODE)
+        """job.json is an input written before the job is queued (see write_atomic's `durable`)."""
+        self.write_record(self.job_json, job, SECRET_MODE, durable=False)
 
     def read_status(self) -> RunStatus:
         """status.json; a run whose status is not written yet reads as a fresh PENDING record."""

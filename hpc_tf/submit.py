@@ -123,11 +123,14 @@ def _write_run(
         "target_source": sub.target.source,
         "target_options": msgspec.to_builtins(sub.target.options),
     }
-    write_atomic(run.config_yaml, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), SECRET_MODE)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when PyYAML has it: ~10x faster
+    config_text = yaml.dump(resolved, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    write_atomic(run.config_yaml, config_text, SECRET_MODE, durable=False)
     run.write_job(job)
     if env_record is not None:
-        write_atomic(run.environment_json, msgspec.json.format(msgspec.json.encode(env_record), indent=2) + b"\n")
-    write_atomic(run.script, sub.script)
+        env_text = msgspec.json.format(msgspec.json.encode(env_record), indent=2) + b"\n"
+        write_atomic(run.environment_json, env_text, durable=False)
+    write_atomic(run.script, sub.script, durable=False)
 
 
 def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRequest | None]:

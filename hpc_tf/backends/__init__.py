@@ -10,9 +10,8 @@ BACKEND_NAMES = ("auto", "slurm", "local")
 
 
 def choose_backend(requested: str, target_backend: str, settings: Settings, probe: bool = True) -> tuple[str, str]:
-    """Pick the backend: an explicit request wins, then the target's; `auto` probes Slurm.
-
-    Without `probe` (a dry run), `auto` means Slurm when its client is installed and `slurm` is taken on trust."""
+    """Pick the backend: an explicit request wins, then the target's; only `auto` asks a controller
+    (`scontrol ping`), to decide. Without `probe` (a dry run) `auto` means Slurm when it is installed."""
     from .probe import slurm_answers, slurm_installed
 
     if requested not in BACKEND_NAMES:
@@ -24,11 +23,11 @@ def choose_backend(requested: str, target_backend: str, settings: Settings, prob
             return ("slurm", f"auto, not probed: {why}") if ok else ("local", f"auto: {why}")
         ok, why = slurm_answers(settings.scheduler_timeout)
         return ("slurm", f"auto: {why}") if ok else ("local", f"auto: no Slurm cluster here ({why})")
-    if choice == "slurm" and probe:
-        ok, why = slurm_answers(settings.scheduler_timeout)
+    if choice == "slurm":  # asked for: sbatch itself will say if the controller does not answer
+        ok, why = slurm_installed()
         if not ok:
             raise UsageError(
-                f"backend 'slurm' was asked for but no Slurm cluster answers: {why}. "
+                f"backend 'slurm' was asked for but Slurm is not usable here: {why}. "
                 "Use --backend local to run on this machine"
             )
     return choice, "requested" if requested != "auto" else "compute_target"

@@ -1,9 +1,11 @@
 """`python -m hpc_tf.job RUN_DIR`: run this task's share of the job (srun, mpirun and the local launcher start it).
 
-The runtime only waits on its child: the garbage collector stays off (see hpc_tf/__main__.py).
+The runtime only waits on its child: the garbage collector stays off, and the process ends with
+`os._exit` once its output is flushed (see hpc_tf/__main__.py).
 """
 
 import gc
+import os
 import sys
 
 gc.disable()
@@ -11,5 +13,6 @@ gc.disable()
 from .runtime import main  # noqa: E402
 
 code = main()
-gc.freeze()
-sys.exit(code)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)
