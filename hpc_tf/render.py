@@ -99,14 +99,64 @@ def _environment(site_dir: str | None, cache_dir: str | None) -> Any:  # jinja2.
 
 
 def render_script(plan: ScriptPlan, site_dir: str | None = None, cache_dir: str | None = None) -> str:
-    """Render the job script for a plan; every value reaches the text through a quoting filter."""
+    """The job script for a plan; every value reaches the text through a quoting filter.
+
+    A script is a pure function of the plan and the template files: with a cache directory, it is kept
+    under a key made of both (and hpc_tf's version), so a submission whose script is already known (a
+    resubmission, a sweep's next trial: parameters never enter the script) does not even import Jinja2."""
+    key = _script_key(plan, site_dir) if cache_dir else None
+    cached = Path(cache_dir, "scripts", f"{key}.sh") if cache_dir and key else None
+    if cached is not None:
+        try:
+            return cached.read_text(encoding="utf-8")
+        except OSError:
+            pass
+    text = _render(plan, site_dir, cache_dir)
+    if cached is not None:
+        _keep(cached, text)
+    return text
+
+
+def _render(plan: ScriptPlan, site_dir: str | None, cache_dir: str | None) -> str:
     template = _environment(site_dir, cache_dir).get_template(TEMPLATE_NAMES[plan.backend])
-    return template.render(
-        version=__version__,
-        backend=plan.backend,
-        directives=plan.directives,
-        launch=plan.launch,
-        package_root=plan.package_root,
-        modules=plan.modules,
-        setup=plan.setup,
+    return str(
+        template.render(
+            version=__version__,
+            backend=plan.backend,
+            directives=plan.directives,
+            launch=plan.launch,
+            package_root=plan.package_root,
+            modules=plan.modules,
+            setup=plan.setup,
+        )
     )
+
+
+def _script_key(plan: ScriptPlan, site_dir: str | None) -> str | None:
+    """A digest of everything a script depends on: the plan, every template file that could be used, hpc_tf's
+    version. None when a template folder cannot be read (then nothing is cached)."""
+    import hashlib
+
+    import msgspec
+
+    digest = hashlib.blake2b(msgspec.json.encode([__version__, plan]), digest_size=20)
+    try:
+        for folder in ([site_dir] if site_dir else []) + [str(builtin_template_dir())]:
+            for path in sorted(Path(folder).glob("*.j2")):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _keep(path: Path, text: str) -> None:
+    """Store a rendered script for next time; a cache that cannot be written is no error."""
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass

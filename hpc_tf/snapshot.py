@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -34,13 +35,7 @@ class SnapshotPlan(msgspec.Struct, frozen=True):
 
 def plan_snapshot(source: Path, exclude: list[Path], max_bytes: int) -> SnapshotPlan:
     """List what to copy; raise ConfigError if it is over the cap."""
-    import pathspec
-
-    patterns = list(ALWAYS_IGNORED)
-    ignore_file = source / IGNORE_FILE
-    if ignore_file.is_file():
-        patterns += ignore_file.read_text(encoding="utf-8").splitlines()
-    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    spec = _ignore_spec(source)
     excluded = {p.resolve() for p in exclude}
     files: list[tuple[str, int]] = []
     for root, dirs, names in os.walk(source, followlinks=False):
@@ -63,6 +58,28 @@ def plan_snapshot(source: Path, exclude: list[Path], max_bytes: int) -> Snapshot
     if plan.total_bytes > max_bytes:
         raise ConfigError([Problem("source_directory", _too_big_message(plan, max_bytes), str(source))])
     return plan
+
+
+class _BuiltinIgnores:
+    """ALWAYS_IGNORED as plain rules (no `.hpctfignore`: pathspec, slow to import, is not needed)."""
+
+    DIRS = frozenset(p.rstrip("/") for p in ALWAYS_IGNORED if p.endswith("/"))
+
+    def match_file(self, rel: str) -> bool:
+        parts = rel.rstrip("/").split("/")
+        folders = parts if rel.endswith("/") else parts[:-1]
+        return any(part in self.DIRS or part.endswith(".pyc") for part in folders) or parts[-1].endswith(".pyc")
+
+
+def _ignore_spec(source: Path) -> Any:
+    """What the snapshot leaves out: the built-in patterns, plus `.hpctfignore` (gitignore syntax) if any."""
+    ignore_file = source / IGNORE_FILE
+    if not ignore_file.is_file():
+        return _BuiltinIgnores()
+    import pathspec
+
+    patterns = list(ALWAYS_IGNORED) + ignore_file.read_text(encoding="utf-8").splitlines()
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
 def _too_big_message(plan: SnapshotPlan, max_bytes: int) -> str:
