@@ -18,8 +18,8 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import horovod.tensorflow as hvd  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import horovod.tensorflow as hvd
+import tensorflow as tf
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,21 +28,31 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="samples per rank per step")
     p.add_argument("--warmup-steps", type=int, default=10, help="untimed steps (tracing, first allreduces)")
     p.add_argument("--steps", type=int, default=200, help="timed steps")
-    p.add_argument("--threads", type=int, default=1,
-                   help="TensorFlow intra- and inter-op threads per rank: 1 keeps 2 ranks on 2 cores from "
-                        "oversubscribing, which would turn the number into a measure of scheduler noise")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="TensorFlow intra- and inter-op threads per rank: 1 keeps 2 ranks on 2 cores from "
+        "oversubscribing, which would turn the number into a measure of scheduler noise",
+    )
     return p.parse_args()
 
 
 def build_model() -> tf.keras.Model:
     """~110k parameters: enough compute per step that the allreduce is not all there is."""
     layers = tf.keras.layers
-    return tf.keras.Sequential([
-        tf.keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10),
-    ])
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10),
+        ]
+    )
 
 
 def barrier() -> None:

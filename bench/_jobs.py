@@ -13,20 +13,25 @@ process killed by a timeout), and never the test suite's or anyone else's.
 
 from __future__ import annotations
 
+import datetime as _dt
+import glob
+import hashlib
+import itertools
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import cluster_env  # noqa: E402,F401  (re-exported: one rule for the environment)
+from bench_cli import cluster_env  # noqa: F401  (re-exported: one rule for the environment)
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -35,9 +40,20 @@ PY = sys.executable  # the real interpreter, not a pyenv shim: shims add their o
 RETRIES = 2  # per run, for jobs someone else cancelled (see Cancelled)
 
 # Slurm job states in which the job still holds (or waits for) its nodes.
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-                 "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT",
-                 "UNKNOWN"}  # UNKNOWN: scontrol did not answer (see job_state)
+ACTIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "UNKNOWN",
+}  # UNKNOWN: scontrol did not answer (see job_state)
 
 
 class Cancelled(RuntimeError):
@@ -45,18 +61,21 @@ class Cancelled(RuntimeError):
 
     On a shared dev cluster that happens: the test suite's per-test fixture cancels every job
     that appeared in squeue during the test, ours included. Such a run has no timing and says
-    nothing about the launcher, so interleave() runs it again (RETRIES times at most).
+    nothing about the launcher, so interleave() runs it again (RETRIES times at most). Also raised
+    for a run whose task found its job-id-derived port taken by another cluster's job.
     """
 
 
 @dataclass(frozen=True)
 class Finished:
-    """A job that has ended: when its submission started (time.time()), its id, its output file."""
+    """A job that has ended: when its submission started (time.time()), its id, its output file
+    (and, for hpc_tf runs, the run directory)."""
 
     submitted_at: float
     job_id: str
     output: Path
     state: str
+    run_dir: Path | None = None
 
 
 def check_cluster(env: Mapping[str, str], prog: str) -> None:
@@ -84,28 +103,48 @@ def tail(path: Path, lines: int = 15) -> str:
         return f"({path} does not exist)"
 
 
-def run_hpc_tf(config: Path, backend: str, runs_dir: Path, env: Mapping[str, str],
-               timeout: float) -> Finished:
+def run_hpc_tf(
+    config: Path,
+    backend: str,
+    runs_dir: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    command: list[str] | None = None,
+) -> Finished:
     """`hpc_tf submit --wait --json`; the clock starts right before the submit process does.
 
     Returns rank 0's stdout (logs/rank-0.out) as the output. A run that does not end COMPLETED
-    aborts the benchmark with hpc_tf's stderr: a failed job has no meaningful timing.
+    aborts the benchmark with hpc_tf's stderr: a failed job has no meaningful timing. `command`
+    replaces `python -m hpc_tf` (bench_launch.py --whatif: `python bench/_whatif.py PATCHES hpc_tf`).
     """
-    argv = [PY, "-m", "hpc_tf", "submit", str(config), "--backend", backend,
-            "--runs-dir", str(runs_dir), "--json", "--wait"]
+    argv = [
+        *(command or [PY, "-m", "hpc_tf"]),
+        "submit",
+        str(config),
+        "--backend",
+        backend,
+        "--runs-dir",
+        str(runs_dir),
+        "--json",
+        "--wait",
+    ]
     submitted_at = time.time()
-    proc = subprocess.run(argv, cwd=REPO, env=dict(env), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(argv, cwd=REPO, env=dict(env), capture_output=True, text=True, timeout=timeout)
     lines = proc.stdout.strip().splitlines()
     info = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     if info.get("state") == "CANCELLED":
         raise Cancelled(f"hpc_tf run {info.get('run_id')} (job {info.get('job_id')})")
+    if "is already in use on" in proc.stderr:
+        # ps/multiworker ports derive from the job id; on a machine running several dev clusters (one network
+        # namespace, job ids counted per cluster) another cluster's job can hold the block: not hpc_tf's doing
+        raise Cancelled(f"hpc_tf run {info.get('run_id')} (job {info.get('job_id')}) met a port held by another job")
     if proc.returncode != 0 or info.get("state") != "COMPLETED":
-        raise RuntimeError(f"hpc_tf submit exited {proc.returncode} (state {info.get('state')}): "
-                           f"{shlex.join(argv)}\n{proc.stderr.strip()[-3000:]}")
+        raise RuntimeError(
+            f"hpc_tf submit exited {proc.returncode} (state {info.get('state')}): "
+            f"{shlex.join(argv)}\n{proc.stderr.strip()[-3000:]}"
+        )
     run_dir = Path(info["run_dir"])
-    return Finished(submitted_at, str(info.get("job_id")), run_dir / "logs" / "rank-0.out",
-                    info["state"])
+    return Finished(submitted_at, str(info.get("job_id")), run_dir / "logs" / "rank-0.out", info["state"], run_dir)
 
 
 def job_state(job_id: str, env: Mapping[str, str]) -> str:
@@ -114,16 +153,14 @@ def job_state(job_id: str, env: Mapping[str, str]) -> str:
     GONE once slurmctld has purged the job; UNKNOWN when it did not answer (busy, restarting),
     which callers treat as still active rather than as an end.
     """
-    proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], env=dict(env),
-                          capture_output=True, text=True)
+    proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], env=dict(env), capture_output=True, text=True)
     for word in proc.stdout.split():
         if word.startswith("JobState="):
             return word.split("=", 1)[1]
     return "GONE" if "Invalid job id" in proc.stderr else "UNKNOWN"
 
 
-def run_sbatch(script: Path, workdir: Path, marker: str, env: Mapping[str, str],
-               timeout: float) -> Finished:
+def run_sbatch(script: Path, workdir: Path, marker: str, env: Mapping[str, str], timeout: float) -> Finished:
     """Submit a hand-written script with `sbatch --parsable`; return once the job has ended.
 
     The clock starts right before the sbatch process does. Until `marker` shows up in the job's
@@ -132,8 +169,9 @@ def run_sbatch(script: Path, workdir: Path, marker: str, env: Mapping[str, str],
     The output file is `slurm-<jobid>.out` in workdir (the scripts say `--output=slurm-%j.out`).
     """
     submitted_at = time.time()
-    proc = subprocess.run(["sbatch", "--parsable", str(script)], cwd=workdir, env=dict(env),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sbatch", "--parsable", str(script)], cwd=workdir, env=dict(env), capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"sbatch {script} exited {proc.returncode}: {proc.stderr.strip()}")
     job_id = proc.stdout.strip().split(";")[0]
@@ -176,8 +214,12 @@ def settle(name: str, env: Mapping[str, str], timeout: float = 120.0) -> None:
     """
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(["squeue", "-h", "-n", name, "-t", "PD,CF,R,CG,S", "-o", "%i"],
-                             env=dict(env), capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(
+            ["squeue", "-h", "-n", name, "-t", "PD,CF,R,CG,S", "-o", "%i"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         if not out:
             return
         if time.monotonic() > deadline:
@@ -190,8 +232,9 @@ def cancel_all(name: str, env: Mapping[str, str]) -> None:
     subprocess.run(["scancel", "--name", name], env=dict(env), capture_output=True, check=False)
 
 
-def interleave(variants: list[str], runs: int, warmup: int,
-               run: Callable[[str], float]) -> tuple[dict[str, list[float]], dict[str, int]]:
+def interleave(
+    variants: list[str], runs: int, warmup: int, run: Callable[[str], float]
+) -> tuple[dict[str, list[float]], dict[str, int]]:
     """`warmup` untimed rounds, then `runs` rounds of every variant, the first variant rotating.
 
     Load drift on the shared machine then hits every variant alike, so ratios of medians from
@@ -208,8 +251,11 @@ def interleave(variants: list[str], runs: int, warmup: int,
                 if tries == RETRIES:
                     raise
                 repeated[name] += 1
-                print(f"  {name}: {exc} was cancelled, not by us (a test suite's cleanup?); "
-                      "running it again", file=sys.stderr, flush=True)
+                print(
+                    f"  {name}: {exc} was cancelled, not by us (a test suite's cleanup?); running it again",
+                    file=sys.stderr,
+                    flush=True,
+                )
         raise AssertionError("unreachable")
 
     for i in range(warmup):
@@ -218,7 +264,7 @@ def interleave(variants: list[str], runs: int, warmup: int,
             attempt(name)
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(runs):
-        for name in variants[i % len(variants):] + variants[:i % len(variants)]:
+        for name in variants[i % len(variants) :] + variants[: i % len(variants)]:
             value = attempt(name)
             samples[name].append(value)
             print(f"  round {i + 1}/{runs}: {name}: {value:.1f}", file=sys.stderr, flush=True)
@@ -227,16 +273,202 @@ def interleave(variants: list[str], runs: int, warmup: int,
 
 def summarize(samples: dict[str, list[float]], unit: str) -> dict[str, dict[str, float]]:
     """Median, min and max per variant (`unit` names the keys: median_ms, min_ms, …)."""
-    return {name: {f"median_{unit}": statistics.median(v), f"min_{unit}": min(v),
-                   f"max_{unit}": max(v), "n": len(v)}
-            for name, v in samples.items()}
+    return {
+        name: {f"median_{unit}": statistics.median(v), f"min_{unit}": min(v), f"max_{unit}": max(v), "n": len(v)}
+        for name, v in samples.items()
+    }
 
 
 def write_results(path: Path, doc: Mapping[str, object]) -> None:
     """One JSON document with the machine's context first; bench/results/ is git-ignored."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    full = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": PY,
-            "python_version": platform.python_version(), "cpus": os.cpu_count(),
-            "loadavg_after": os.getloadavg(), **doc}
+    full = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": PY,
+        "python_version": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_after": os.getloadavg(),
+        "code": git_state(),
+        **doc,
+    }
     path.write_text(json.dumps(full, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(REPO)}")
+
+
+def git_state() -> dict[str, object]:
+    """Which code was measured: HEAD, and a hash of the uncommitted changes under hpc_tf/ and sbatch_templates/
+    (others edit the package while benchmarks run; two results with the same hashes measured the same code)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+        return proc.stdout if proc.returncode == 0 else ""
+
+    diff = git("diff", "HEAD", "--", "hpc_tf", "sbatch_templates")
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", "hpc_tf", "sbatch_templates").split()
+    digest = hashlib.sha256(diff.encode())
+    for name in sorted(untracked):
+        try:
+            digest.update(name.encode() + (REPO / name).read_bytes())
+        except OSError:
+            continue
+    dirty = bool(diff or untracked)
+    return {
+        "head": git("rev-parse", "HEAD").strip(),
+        "dirty": dirty,
+        "changes_sha256": digest.hexdigest()[:16] if dirty else "",
+    }
+
+
+# --------------------------------------------------------------------------- Slurm's own timestamps
+
+_LOG_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\] (.*)$")
+_CTLD_EVENTS = {
+    "rpc": re.compile(r"_slurm_rpc_submit_batch_job: JobId=(\d+) "),
+    "alloc": re.compile(r"(?:sched: Allocate JobId=|_start_job: Started JobId=)(\d+) "),
+}
+_SLURMD_EVENTS = {
+    "batch": re.compile(r"Launching batch job (\d+) "),
+    "step": re.compile(r"launch task StepId=(\d+)\.0 "),
+}
+
+
+@dataclass
+class SlurmLogs:
+    """Millisecond timestamps from slurmctld's and the slurmds' log files (LogTimeFormat=iso8601_ms, Slurm's
+    default), for the events between `sbatch` and a task's start that no job script can time:
+
+      rpc    slurmctld accepted the submission (`_slurm_rpc_submit_batch_job`)
+      alloc  the scheduler started the job (`sched: Allocate` or backfill's `_start_job: Started`)
+      batch  the batch host's slurmd launches the batch script (`Launching batch job`)
+      step   a slurmd receives step 0's launch request (`launch task StepId=J.0`; the earliest node)
+
+    The files are found with `scontrol show config`; `mark()` remembers their sizes so `events()` reads
+    only what was logged since. Unreadable logs (a real cluster) give no events, nothing fails.
+    """
+
+    env: Mapping[str, str]
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    offsets: dict[Path, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        out = subprocess.run(["scontrol", "show", "config"], env=dict(self.env), capture_output=True, text=True).stdout
+        conf = dict((k.strip(), v.strip()) for k, _, v in (line.partition("=") for line in out.splitlines()) if _)
+        ctld = conf.get("SlurmctldLogFile", "")
+        slurmd = conf.get("SlurmdLogFile", "")
+        self.files = {
+            "ctld": [Path(ctld)] if ctld and os.access(ctld, os.R_OK) else [],
+            "slurmd": [Path(p) for p in sorted(glob.glob(re.sub(r"%[nh]", "*", slurmd)))] if slurmd else [],
+        }
+        self.scheduler_parameters = conf.get("SchedulerParameters", "")
+        self.available = bool(self.files["ctld"] and self.files["slurmd"])
+
+    def mark(self) -> None:
+        for path in self.files["ctld"] + self.files["slurmd"]:
+            try:
+                self.offsets[path] = path.stat().st_size
+            except OSError:
+                self.offsets[path] = 0
+
+    def events(self, job_id: str) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for kind, patterns in (("ctld", _CTLD_EVENTS), ("slurmd", _SLURMD_EVENTS)):
+            for path in self.files[kind]:
+                for stamp, text in self._new_lines(path):
+                    for name, pattern in patterns.items():
+                        m = pattern.search(text)
+                        if m and m.group(1) == job_id:
+                            found[name] = min(found.get(name, stamp), stamp)
+        return found
+
+    def _new_lines(self, path: Path) -> list[tuple[float, str]]:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self.offsets.get(path, 0))
+                data = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        lines = []
+        for line in data.splitlines():
+            m = _LOG_STAMP.match(line)
+            if m:
+                # Slurm logs local time; datetime.timestamp() reads a naive time as local time too
+                when = _dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+                lines.append((when, m.group(2)))
+        return lines
+
+
+# --------------------------------------------------------------------------- the bench's own trace
+
+TRACE_DIR = BENCH / "_trace"  # sitecustomize.py: Python processes write `site`/`open`/`popen`/`exec` events
+TRACE_MARK = "BENCH_TRACE_FILE"
+
+
+def trace_echo(event: str) -> str:
+    """A bash line that appends `<time> <pid> - <event> -` to the trace file: builtins only (no fork)."""
+    return f'echo "$EPOCHREALTIME $$ - {event} -" >> "${{{TRACE_MARK}:-/dev/null}}"'
+
+
+def traced_env(env: Mapping[str, str], trace_file: Path) -> dict[str, str]:
+    """The environment of a traced run: sitecustomize on PYTHONPATH, the trace file named."""
+    out = dict(env)
+    out["PYTHONPATH"] = str(TRACE_DIR) + (os.pathsep + out["PYTHONPATH"] if out.get("PYTHONPATH") else "")
+    out[TRACE_MARK] = str(trace_file)
+    return out
+
+
+def _role(cmd: str) -> str:
+    # `-m hpc_tf submit`, or bench/_whatif.py's `… PATCHES hpc_tf submit`
+    if " hpc_tf submit" in cmd or " -m hpc_tf.__main__ submit" in cmd:
+        return "submit"
+    if " -m hpc_tf.job" in cmd or ("_whatif.py" in cmd and " hpc_tf.job" in cmd):
+        return "job"
+    if "local_supervisor" in cmd:
+        return "supervisor"
+    if "local_tasks" in cmd:
+        return "tasks"
+    if "first_line" in cmd:
+        return "entry"
+    return "other"
+
+
+def read_trace(trace_file: Path) -> dict[str, float]:
+    """Rank 0's events from a trace file, named `site:<role>`, `open:<role>`, `spawn:<role>` (Popen or exec,
+    also `spawn:<role>><program>`), `script_start`, `before_launch`; the first occurrence of each."""
+    events: dict[str, float] = {}
+    roles: dict[str, str] = {}
+    try:
+        lines = trace_file.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return events
+    rows = []
+    for line in lines:
+        parts = line.split(" ", 4)
+        if len(parts) < 4:
+            continue
+        try:
+            when = float(parts[0].replace(",", "."))
+        except ValueError:
+            continue
+        rows.append((when, parts[1], parts[2], parts[3], parts[4] if len(parts) > 4 else ""))
+    for when, pid, rank, event, detail in sorted(rows):
+        if rank not in ("-", "0"):
+            continue
+        if event == "site":
+            roles[pid] = _role(" " + detail)  # an exec'd pid takes the new program's role
+            names = [f"site:{roles[pid]}"]
+        elif event in ("popen", "exec"):
+            role = roles.get(pid, "other")
+            names = [f"spawn:{role}>{detail}", f"spawn:{role}"]
+        elif event == "open":
+            names = [f"open:{roles.get(pid, 'other')}"]
+        else:
+            names = [event]
+        for name in names:
+            events.setdefault(name, when)
+    return events
+
+
+def segments(chain: list[tuple[str, str]], events: Mapping[str, float]) -> dict[str, float]:
+    """Durations in ms between consecutive events of `chain` ((event, label) pairs) that this run has."""
+    present = [(name, label) for name, label in chain if name in events]
+    return {label: (events[name] - events[prev]) * 1000 for (prev, _), (name, label) in itertools.pairwise(present)}

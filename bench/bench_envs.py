@@ -33,14 +33,34 @@ def write_config(tmp: Path, packages: list[str]) -> Path:
     src.mkdir(exist_ok=True)
     (src / "train.py").write_text("print('hi')\n")
     path = tmp / ("env.json" if packages else "plain.json")
-    path.write_text(json.dumps({"experiment": "bench-envs", "source_directory": str(src), "entry_script": "train.py",
-                                "pip_packages": packages, "compute_target": {"additional_parameters": {"hold": True}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "experiment": "bench-envs",
+                "source_directory": str(src),
+                "entry_script": "train.py",
+                "pip_packages": packages,
+                "compute_target": {"additional_parameters": {"hold": True}},
+            }
+        )
+    )
     return path
 
 
 def submit_ms(config: Path, runs: Path, env: dict[str, str]) -> tuple[float, str]:
     """Wall time of one `hpc_tf submit` process, and the job id to cancel."""
-    argv = [sys.executable, "-m", "hpc_tf", "submit", str(config), "--backend", "slurm", "--json", "--runs-dir", str(runs)]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpc_tf",
+        "submit",
+        str(config),
+        "--backend",
+        "slurm",
+        "--json",
+        "--runs-dir",
+        str(runs),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
     elapsed = (time.perf_counter() - start) * 1000
@@ -76,11 +96,9 @@ def cold_builds(builds: int, tmp: Path) -> dict[str, float]:
     samples: dict[str, list[float]] = {"uv": [], "pip": []}
     for i in range(builds + 1):  # round 0 warms uv's and pip's download caches
         for tool in ("uv", "pip"):
-            import os
-
-            os.environ["HPC_TF_ENV_TOOL"] = tool
+            # settings are read once by the CLI and passed down: ensure() takes the tool (HPC_TF_ENV_TOOL's value)
             start = time.perf_counter()
-            record = ensure(tmp / f"cold-{tool}-{i}", request)
+            record = ensure(tmp / f"cold-{tool}-{i}", request, tool=tool)
             assert record["tool"] == tool, record["tool"]
             if i:
                 samples[tool].append(time.perf_counter() - start)

@@ -33,9 +33,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _jobs import (BENCH, PY, Finished, cancel_all, check_cluster, cluster_env, interleave,
-                   job_name, run_hpc_tf, run_sbatch, settle, summarize, tail, write_config,
-                   write_results)
+from _jobs import (
+    BENCH,
+    PY,
+    Finished,
+    cancel_all,
+    check_cluster,
+    cluster_env,
+    interleave,
+    job_name,
+    run_hpc_tf,
+    run_sbatch,
+    settle,
+    summarize,
+    tail,
+    write_config,
+    write_results,
+)
 
 RESULTS = BENCH / "results" / "horovod.json"
 ENTRY = "horovod_synthetic.py"
@@ -47,47 +61,66 @@ GOAL = 0.98
 
 def script_params(args: argparse.Namespace) -> dict[str, object]:
     """The entry script's arguments, in hpc_tf's script_params form; the same for every variant."""
-    return {"--batch-size": args.batch_size, "--warmup-steps": args.warmup_steps,
-            "--steps": args.steps, "--threads": args.threads}
+    return {
+        "--batch-size": args.batch_size,
+        "--warmup-steps": args.warmup_steps,
+        "--steps": args.steps,
+        "--threads": args.threads,
+    }
 
 
-def hpc_tf_config(name: str, project: Path, launcher: str,
-                  params: dict[str, object]) -> dict[str, object]:
+def hpc_tf_config(name: str, project: Path, launcher: str, params: dict[str, object]) -> dict[str, object]:
     """The Horovod job as hpc_tf takes it: 2 nodes x 1 process, the given launcher."""
-    return {"experiment": name, "source_directory": str(project), "entry_script": ENTRY,
-            "script_params": params, "distributed_backend": "mpi", "node_count": RANKS,
-            "process_count_per_node": 1, "launcher": launcher, "max_run_duration_seconds": 600}
+    return {
+        "experiment": name,
+        "source_directory": str(project),
+        "entry_script": ENTRY,
+        "script_params": params,
+        "distributed_backend": "mpi",
+        "node_count": RANKS,
+        "process_count_per_node": 1,
+        "launcher": launcher,
+        "max_run_duration_seconds": 600,
+    }
 
 
 def sbatch_script(name: str, entry: Path, params: dict[str, object]) -> str:
     """What a user would write by hand: the same allocation, Open MPI's mpirun inside it."""
     argv = [PY, "-u", str(entry)] + [str(w) for k, v in params.items() for w in (k, v)]
-    return (f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output=slurm-%j.out\n"
-            f"#SBATCH --nodes={RANKS}\n#SBATCH --ntasks-per-node=1\n#SBATCH --time=10\n"
-            "export TF_USE_LEGACY_KERAS=1\n"
-            f"exec mpirun -np {RANKS} --bind-to none --map-by slot {shlex.join(argv)}\n")
+    return (
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output=slurm-%j.out\n"
+        f"#SBATCH --nodes={RANKS}\n#SBATCH --ntasks-per-node=1\n#SBATCH --time=10\n"
+        "export TF_USE_LEGACY_KERAS=1\n"
+        f"exec mpirun -np {RANKS} --bind-to none --map-by slot {shlex.join(argv)}\n"
+    )
 
 
 def throughput(done: Finished) -> float:
     """Rank 0's THROUGHPUT; refuses a run whose Horovod world was not 2 ranks (a broken launch
     can start 2 independent size-1 worlds, which would look fast and mean nothing)."""
-    values = dict(line.split(None, 1) for line in done.output.read_text(errors="replace").splitlines()
-                  if line.startswith(("THROUGHPUT ", "HVD_SIZE ")))
+    values = dict(
+        line.split(None, 1)
+        for line in done.output.read_text(errors="replace").splitlines()
+        if line.startswith(("THROUGHPUT ", "HVD_SIZE "))
+    )
     if "THROUGHPUT" not in values or values.get("HVD_SIZE", "").strip() != str(RANKS):
-        raise RuntimeError(f"no THROUGHPUT with HVD_SIZE {RANKS} in {done.output} "
-                           f"(job {done.job_id}):\n{tail(done.output)}")
+        raise RuntimeError(
+            f"no THROUGHPUT with HVD_SIZE {RANKS} in {done.output} (job {done.job_id}):\n{tail(done.output)}"
+        )
     return float(values["THROUGHPUT"])
 
 
-def make_runners(tmp: Path, name: str, params: dict[str, object],
-                 env: dict[str, str]) -> dict[str, Callable[[], Finished]]:
+def make_runners(
+    tmp: Path, name: str, params: dict[str, object], env: dict[str, str]
+) -> dict[str, Callable[[], Finished]]:
     """One callable per variant, each running one job to its end; files go under tmp."""
     project = tmp / "project"
     project.mkdir()
     shutil.copy(BENCH / "_horovod_synthetic.py", project / ENTRY)
-    configs = {launcher: write_config(tmp / f"{launcher}.json",
-                                      hpc_tf_config(name, project, launcher, params))
-               for launcher in ("mpirun", "srun")}
+    configs = {
+        launcher: write_config(tmp / f"{launcher}.json", hpc_tf_config(name, project, launcher, params))
+        for launcher in ("mpirun", "srun")
+    }
     hand = tmp / "hand"
     hand.mkdir()
     script = hand / "mpirun.sh"
@@ -103,18 +136,22 @@ def make_runners(tmp: Path, name: str, params: dict[str, object],
 def ratios(stats: dict[str, dict[str, float]]) -> dict[str, float]:
     """Each hpc_tf variant's median throughput over the hand-written one's."""
     base = stats[BY_HAND]["median_samples_per_s"]
-    return {f"{name} / {BY_HAND}": s["median_samples_per_s"] / base
-            for name, s in stats.items() if name != BY_HAND}
+    return {f"{name} / {BY_HAND}": s["median_samples_per_s"] / base for name, s in stats.items() if name != BY_HAND}
 
 
-def print_table(stats: dict[str, dict[str, float]], rat: dict[str, float],
-                walls: dict[str, list[float]], runs: int) -> None:
+def print_table(
+    stats: dict[str, dict[str, float]], rat: dict[str, float], walls: dict[str, list[float]], runs: int
+) -> None:
     """A fixed-width table (throughput, and each job's wall time as a sanity check), then ratios."""
-    print(f"\n{'variant':<16} {'median':>9} {'min':>9} {'max':>9}  {'wall max':>8}   "
-          f"(samples/s over {RANKS} ranks; wall s; {runs} interleaved runs)")
+    print(
+        f"\n{'variant':<16} {'median':>9} {'min':>9} {'max':>9}  {'wall max':>8}   "
+        f"(samples/s over {RANKS} ranks; wall s; {runs} interleaved runs)"
+    )
     for name, s in stats.items():
-        print(f"{name:<16} {s['median_samples_per_s']:>9.1f} {s['min_samples_per_s']:>9.1f} "
-              f"{s['max_samples_per_s']:>9.1f}  {max(walls[name]):>8.1f}")
+        print(
+            f"{name:<16} {s['median_samples_per_s']:>9.1f} {s['min_samples_per_s']:>9.1f} "
+            f"{s['max_samples_per_s']:>9.1f}  {max(walls[name]):>8.1f}"
+        )
     print()
     for key, value in rat.items():
         print(f"{key}: {value:.3f} (median ratio)   goal >= {GOAL}")
@@ -124,16 +161,20 @@ def parse_args() -> argparse.Namespace:
     """--runs N (default 5), --warmup N (default 1), and the entry script's knobs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5, help="timed runs per variant (default 5)")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="untimed rounds first: page cache for TensorFlow's import (default 1)")
-    p.add_argument("--steps", type=int, default=200,
-                   help="timed steps per run (default 200: ~3 s of stepping on an idle 2-core "
-                        "machine, ~8 s under load; with 50 the window is under a second and one "
-                        "scheduler hiccup moves the result by percents, too coarse for a 0.98 goal)")
+    p.add_argument(
+        "--warmup", type=int, default=1, help="untimed rounds first: page cache for TensorFlow's import (default 1)"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help="timed steps per run (default 200: ~3 s of stepping on an idle 2-core "
+        "machine, ~8 s under load; with 50 the window is under a second and one "
+        "scheduler hiccup moves the result by percents, too coarse for a 0.98 goal)",
+    )
     p.add_argument("--warmup-steps", type=int, default=10, help="untimed steps per run (default 10)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per rank per step (default 64)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="TensorFlow threads per rank (default 1: 2 ranks on 2 cores)")
+    p.add_argument("--threads", type=int, default=1, help="TensorFlow threads per rank (default 1: 2 ranks on 2 cores)")
     args = p.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.steps < 1:
         p.error("--runs and --steps must be at least 1, --warmup at least 0")
@@ -166,14 +207,28 @@ def main() -> None:
     stats = summarize(samples, "samples_per_s")
     rat = ratios(stats)
     print_table(stats, rat, walls, args.runs)
-    jobs = {"script_params": params,
-            "hpc_tf_configs": {launcher: hpc_tf_config(name, Path("<tmp>/project"), launcher, params)
-                               for launcher in ("mpirun", "srun")},
-            "sbatch_script": sbatch_script(name, Path("<tmp>/project") / ENTRY, params)}
-    write_results(RESULTS, {"runs": args.runs, "warmup": args.warmup, "ranks": RANKS,
-                            "goal_ratio_at_least": GOAL, "stats": stats, "ratios": rat,
-                            "samples_per_s": samples, "wall_s": walls,
-                            "repeated_after_foreign_cancel": repeated, "jobs": jobs})
+    jobs = {
+        "script_params": params,
+        "hpc_tf_configs": {
+            launcher: hpc_tf_config(name, Path("<tmp>/project"), launcher, params) for launcher in ("mpirun", "srun")
+        },
+        "sbatch_script": sbatch_script(name, Path("<tmp>/project") / ENTRY, params),
+    }
+    write_results(
+        RESULTS,
+        {
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "ranks": RANKS,
+            "goal_ratio_at_least": GOAL,
+            "stats": stats,
+            "ratios": rat,
+            "samples_per_s": samples,
+            "wall_s": walls,
+            "repeated_after_foreign_cancel": repeated,
+            "jobs": jobs,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -42,25 +42,38 @@ def counting_path(tmp: Path, env: dict[str, str]) -> tuple[str, Path]:
 
 def held_jobs(count: int, env: dict[str, str]) -> list[str]:
     argv = ["sbatch", "--parsable", "--hold", "-o", "/dev/null", "-J", "bench-runs", "--wrap", "true"]
-    return [subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
-            for _ in range(count)]
+    return [
+        subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+        for _ in range(count)
+    ]
 
 
 def make_run_dirs(root: Path, job_ids: list[str], final: int) -> None:
-    """Run directories as hpc_tf writes them; the first `final` are finished, the rest queued."""
+    """Run directories as hpc_tf writes them (status.json: hpc_tf.core.records.RunStatus, read leniently: missing
+    fields take their defaults); the first `final` are finished, the rest queued."""
     for i, job_id in enumerate(job_ids):
         run = root / "bench" / f"20261128-{i:06d}-{i:06x}"
         run.mkdir(parents=True)
         (run / "logs").mkdir()
         done = i < final
-        (run / "status.json").write_text(json.dumps({
-            "run_id": run.name, "experiment": "bench", "backend": "slurm", "job_id": job_id,
-            "state": "COMPLETED" if done else "PENDING", "exit_code": 0 if done else None, "final": done,
-            "submit_time": "2026-11-28T03:00:00+00:00"}))
+        (run / "status.json").write_text(
+            json.dumps(
+                {
+                    "run_id": run.name,
+                    "experiment": "bench",
+                    "backend": "slurm",
+                    "job_id": job_id,
+                    "state": "COMPLETED" if done else "PENDING",
+                    "exit_code": 0 if done else None,
+                    "final": done,
+                    "submit_time": "2026-11-28T03:00:00+00:00",
+                }
+            )
+        )
 
 
 def queries_per_poll(watched: int, polls: int, env: dict[str, str], tmp: Path) -> float:
-    from hpc_tf.runs import Run, Watcher
+    from hpc_tf.follow import Run, Watcher  # hpc_tf.runs before the restructuring
 
     jobs = held_jobs(watched, env)
     try:
@@ -70,7 +83,7 @@ def queries_per_poll(watched: int, polls: int, env: dict[str, str], tmp: Path) -
         path, log = counting_path(tmp, env)
         os.environ.update({**env, "PATH": path})
         log.unlink(missing_ok=True)
-        watcher = Watcher()
+        watcher = Watcher()  # settings from os.environ, read now (after the PATH change)
         watcher.refresh(runs)  # the first poll may also probe whether accounting is on: not counted
         log.unlink(missing_ok=True)
         for _ in range(polls):
@@ -107,8 +120,10 @@ def main() -> None:
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="hpc_tf-bench-runs-") as tmp:
         per_poll = {n: queries_per_poll(n, args.polls, env, Path(tmp)) for n in (1, 50, 500)}
-        listing = {"final": runs_listing_ms(Path(tmp), 0, args.runs, env),
-                   "100 unfinished": runs_listing_ms(Path(tmp), 100, args.runs, env)}
+        listing = {
+            "final": runs_listing_ms(Path(tmp), 0, args.runs, env),
+            "100 unfinished": runs_listing_ms(Path(tmp), 100, args.runs, env),
+        }
     for n, q in per_poll.items():
         print(f"watching {n:4} runs: {q:.2f} scheduler queries per poll   (goal 1)")
     for name, ms in listing.items():
