@@ -39,7 +39,10 @@ class Problem(msgspec.Struct, frozen=True):
 
 def _shown(value: object, limit: int = 200) -> str:
     """A value as the user wrote it, cut short: a huge value must not make a huge message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>" if isinstance(value, int) else "?"
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 

@@ -28,7 +28,10 @@ def explain_rows(
     if len(nodes) != spec.node_count:
         raise UsageError(f"--nodelist: {nodelist!r} has {len(nodes)} nodes but node_count is {spec.node_count}")
     if spec.ntasks > MAX_TASKS:
-        raise UsageError(f"explain shows at most {MAX_TASKS} tasks; this job has {spec.ntasks}")
+        raise UsageError(
+            f"explain shows at most {MAX_TASKS} tasks; this job has {spec.ntasks} "
+            "(node_count × process_count_per_node, or the ps roles)"
+        )
     per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.most_tasks_per_node)
     backend = spec.distributed_backend
     slots = layout(

@@ -114,13 +114,17 @@ def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) ->
     if not isinstance(raw, str) or not raw:
         return None, problems
     try:
-        src = Path(raw).expanduser()
-        src = (src if src.is_absolute() else base_dir / src).resolve()
+        src = resolve_path(raw, base_dir)
         if not src.is_dir():
             return src, [*problems, Problem("source_directory", f"directory not found: {src}", raw, source=source)]
-        return src, problems + (_check_entry_script(entry, src, source) if isinstance(entry, str) and entry else [])
-    except (OSError, ValueError) as exc:  # a name too long for the filesystem, ...
+    except UNUSABLE_PATH as exc:  # a name too long for the filesystem, an unknown ~user, ...
         return None, [*problems, Problem("source_directory", f"not a usable path: {exc}", raw, source=source)]
+    if not isinstance(entry, str) or not entry:
+        return src, problems
+    try:
+        return src, problems + _check_entry_script(entry, src, source)
+    except UNUSABLE_PATH as exc:
+        return src, [*problems, Problem("entry_script", f"not a usable path: {exc}", entry, source=source)]
 
 
 def _check_entry_script(entry: str, src: Path, source: str | None) -> list[Problem]:
@@ -153,14 +157,17 @@ def _check_environment(
                 source=source,
             )
         )
-    for key in ("pip_requirements_file", "conda_dependencies_file"):
+    for key in ("pip_requirements_file", "conda_dependencies_file", "python"):
         value = getattr(spec, key)
-        if value and not resolve_path(value, base_dir).is_file():
-            problems.append(Problem(key, f"file not found: {resolve_path(value, base_dir)}", value, source=source))
-    if spec.python and not (shutil.which(spec.python) or resolve_path(spec.python, base_dir).is_file()):
-        problems.append(
-            Problem("python", "interpreter not found (a path, or a command on PATH)", spec.python, source=source)
-        )
+        try:
+            if key == "python" and value and not (shutil.which(value) or resolve_path(value, base_dir).is_file()):
+                problems.append(
+                    Problem(key, "interpreter not found (a path, or a command on PATH)", value, source=source)
+                )
+            elif key != "python" and value and not resolve_path(value, base_dir).is_file():
+                problems.append(Problem(key, f"file not found: {resolve_path(value, base_dir)}", value, source=source))
+        except UNUSABLE_PATH as exc:
+            problems.append(Problem(key, f"not a usable path: {exc}", value, source=source))
     for key in ("inherit_base_packages", "pip_find_links", "pip_no_index", "environment_build"):
         if key in given and not (pip or conda):
             problems.append(
@@ -178,7 +185,12 @@ def _check_environment(
     return problems
 
 
+# What the filesystem and pathlib raise for a path that cannot be used at all: too long (OSError), a NUL
+# byte (ValueError), not Unicode (UnicodeError, a ValueError), `~nosuchuser` (RuntimeError).
+UNUSABLE_PATH = (OSError, ValueError, RuntimeError)
+
+
 def resolve_path(value: str, base_dir: Path) -> Path:
-    """A path from the config: absolute, or relative to the config file's folder."""
+    """A path from the config: absolute, or relative to the config file's folder (may raise UNUSABLE_PATH)."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base_dir / path).resolve()

@@ -84,13 +84,44 @@ def read_config_text(path: Path) -> str:
 def parse(text: str, source: str) -> Any:
     """YAML text → Python data; every way it can fail is a ConfigError naming the source."""
     try:
-        return yaml.load(text, Loader=ConfigLoader)
+        return _joined_surrogates(yaml.load(text, Loader=ConfigLoader))
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", f"not valid YAML: {_short(exc)}", source=source)]) from None
     except RecursionError:
         raise ConfigError([Problem("", "not valid YAML: nested too deeply", source=source)]) from None
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`, `!!float x`
-        raise ConfigError([Problem("", f"not valid YAML: {_short(exc)}", source=source)]) from None
+    except Exception as exc:  # PyYAML's constructors fail in many ways on tagged scalars: `!!int abc`, `!!bool ""`
+        raise ConfigError(
+            [Problem("", f"not valid YAML: {type(exc).__name__}: {_short(exc)}", source=source)]
+        ) from None
+
+
+def _joined_surrogates(value: Any) -> Any:
+    """JSON's `"\\ud83d\\ude00"` (an emoji as a surrogate pair, as `json.dump` writes it) reaches PyYAML as two
+    lone surrogates: join them. A lone surrogate that is left is refused by validation."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace") if _paired(value) else value
+        return value
+    if isinstance(value, dict):
+        return {_joined_surrogates(k): _joined_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_joined_surrogates(v) for v in value]
+    return value
+
+
+def _paired(text: str) -> bool:
+    """Every surrogate in `text` is part of a high-low pair."""
+    i = 0
+    while i < len(text):
+        if "\ud800" <= text[i] <= "\udbff" and i + 1 < len(text) and "\udc00" <= text[i + 1] <= "\udfff":
+            i += 2
+        elif "\ud800" <= text[i] <= "\udfff":
+            return False
+        else:
+            i += 1
+    return True
 
 
 def _short(exc: BaseException, limit: int = 400) -> str:

@@ -23,7 +23,7 @@ def choose_backend(requested: str, target_backend: str, settings: Settings, prob
             return ("slurm", f"auto, not probed: {why}") if ok else ("local", f"auto: {why}")
         ok, why = slurm_answers(settings.scheduler_timeout)
         return ("slurm", f"auto: {why}") if ok else ("local", f"auto: no Slurm cluster here ({why})")
-    if choice == "slurm":  # asked for: sbatch itself will say if the controller does not answer
+    if choice == "slurm" and probe:  # asked for: sbatch itself will say if the controller does not answer
         ok, why = slurm_installed()
         if not ok:
             raise UsageError(

@@ -46,11 +46,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpcTfError as exc:
         if args.debug:
             raise
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc), "exit_status": exc.exit_status}))
+        try:
+            if getattr(args, "json", False):
+                print(json.dumps({"error": str(exc), "exit_status": exc.exit_status}), flush=True)
+        except BrokenPipeError:
+            _quiet_stdout()
         print(f"hpc_tf: error: {exc}", file=sys.stderr)
         return exc.exit_status
     except BrokenPipeError:  # the reader (`| head`) went away: not an error worth a traceback
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not fail again
+        _quiet_stdout()
         return 1
+
+
+def _quiet_stdout() -> None:
+    """stdout's reader is gone: send what is left to /dev/null, so that the last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -37,7 +37,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--nodelist", help="the allocation's nodes as a Slurm hostlist (default: node[1-N])")
     p.add_argument("--job-id", type=int, default=None, help="job id the ports are derived from (default: show offsets)")
     p.add_argument(
-        "--gpus-per-node", type=int, default=None, help="GPUs Slurm makes visible per node (default: from the config)"
+        "--gpus-per-node", type=_gpus, default=None, help="GPUs Slurm makes visible per node (default: from the config)"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("env", parents=[common], help="list or prune the cached job environments")
@@ -55,6 +55,13 @@ def _backend_opt(p: argparse.ArgumentParser) -> None:
         choices=["auto", "slurm", "local"],
         help="auto (default): the compute_target's, else Slurm if a cluster answers, else local",
     )
+
+
+def _gpus(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value} is not valid; expected 0 to 64 GPUs per node")
+    return value
 
 
 def _estimator(args: argparse.Namespace, settings: Settings) -> Any:

@@ -53,6 +53,8 @@ def _regexes(value: Mapping[str, str]) -> tuple[str, str] | None:
             groups = re.compile(pattern).groups
         except re.error as exc:
             return name, f"not a valid regular expression: {exc}"
+        except (OverflowError, RecursionError, ValueError) as exc:
+            return name, f"not a usable regular expression ({type(exc).__name__}: {exc})"
         if groups != 1:
             return name, f"needs exactly one group (the value), has {groups}"
     return None

@@ -62,6 +62,11 @@ def _expand_item(item: str, whole: str) -> list[str]:
             if any(ch in piece for ch in "[] \t"):
                 raise ValueError(f"malformed host name {piece!r} in hostlist {whole!r}")
             choices.append([piece])
+    size = 1
+    for options in choices:
+        size *= len(options)
+        if size > MAX_HOSTS:
+            raise ValueError(f"hostlist {whole!r} expands to more than {MAX_HOSTS} hosts")
     return ["".join(combo) for combo in itertools.product(*choices)]
 
 

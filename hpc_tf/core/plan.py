@@ -83,9 +83,15 @@ def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[
         ("nodes", str(spec.node_count)),
         *task_layout(spec),
     ]
-    if not options.additional_parameters.get("requeue"):
+    if not _asks_requeue(options):
         layout.append(("no-requeue", None))
     return layout + slurm_options(spec, options)
+
+
+def _asks_requeue(options: SlurmOptions) -> bool:
+    """`requeue: true` or `requeue: null` (a bare flag) in additional_parameters; `false` does not."""
+    params = options.additional_parameters
+    return "requeue" in params and params["requeue"] is not False
 
 
 def task_layout(spec: EstimatorSpec) -> list[tuple[str, str | None]]:
@@ -106,7 +112,7 @@ def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str,
     """
     params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
     extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
-    if not options.additional_parameters.get("requeue"):
+    if not _asks_requeue(options):
         extra["no_requeue"] = True
     extra.update(
         {name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)}

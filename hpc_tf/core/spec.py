@@ -39,10 +39,17 @@ RESERVED_SBATCH_OPTIONS = frozenset(
         "wrap",
         "parsable",
         "open-mode",
+        "no-requeue",
+        # aliases and neighbours that change the task layout every task computes its TF_CONFIG from
+        "tasks-per-node",
+        "ntasks-per-core",
+        "ntasks-per-socket",
+        "ntasks-per-gpu",
+        "distribution",
     }
 )
 MAX_SECONDS = 366 * 86400  # a year: longer is a typo (Slurm itself stops at UNLIMITED)
-MODULE_RE = re.compile(r"^[A-Za-z0-9._+/-]+$")
+MODULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$", re.ASCII)  # never an option: no leading '-'
 CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
 
 
@@ -52,7 +59,7 @@ class SlurmOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    time: str | Annotated[int, Meta(ge=1)] | None = None
+    time: str | Annotated[int, Meta(ge=1, le=MAX_SECONDS // 60)] | None = None
     cpus_per_task: Annotated[int, Meta(ge=1, le=4096)] | None = None
     mem: str | Annotated[int, Meta(ge=1)] | None = None  # `4000` (MB) or `16G`
     gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None

@@ -49,6 +49,9 @@ def convert(
         except msgspec.ValidationError as exc:
             problems.append(Problem(dotted, _message(key, str(exc)), value, source=source))
             continue
+        except (UnicodeError, ValueError, OverflowError):  # text that is not Unicode, a number past any limit
+            problems.append(Problem(dotted, "not a valid value for this key", value, source=source))
+            continue
         bad = CHECKS.get(cls, {}).get(key, lambda _: None)(values[key])
         if bad:
             sub, message = bad
@@ -87,19 +90,22 @@ def _message(key: str, text: str) -> str:
 
 
 def unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
-    """Newlines, carriage returns and NUL bytes are refused in every string (keys too)."""
+    """Newlines, carriage returns, NUL bytes and text that is not Unicode (a lone surrogate) are refused in
+    every string (keys too)."""
     found: list[Problem] = []
     if isinstance(value, str):
         if any(ch in value for ch in "\n\r\x00"):
             found.append(Problem(key, "must not contain a newline, carriage return or NUL byte", value, source=source))
+        elif not _is_unicode(value):
+            found.append(Problem(key, "is not valid Unicode text (a lone surrogate)", value, source=source))
     elif isinstance(value, Mapping):
         for sub_key, sub in value.items():
             sub_path = f"{key}.{sub_key}" if key else str(sub_key)
-            if isinstance(sub_key, str) and any(ch in sub_key for ch in "\n\r\x00"):
+            if isinstance(sub_key, str) and (any(ch in sub_key for ch in "\n\r\x00") or not _is_unicode(sub_key)):
                 found.append(
                     Problem(
                         sub_path,
-                        "a key must not contain a newline, carriage return or NUL byte",
+                        "a key must be Unicode text without a newline, carriage return or NUL byte",
                         sub_key,
                         source=source,
                     )
@@ -109,6 +115,14 @@ def unsafe_strings(value: Any, key: str, source: str | None) -> list[Problem]:
         for index, sub in enumerate(value):
             found += unsafe_strings(sub, f"{key}[{index}]", source)
     return found
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 ONLY_FOR = {
