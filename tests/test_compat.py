@@ -10,7 +10,7 @@ from hpc_tf.follow import Run
 
 from .conftest import hpc
 
-OLD = Path(__file__).parent / "data" / "rundir-v0.1" / "runs"
+OLD = Path(__file__).parent / "data" / "rundir-v0.1" / "written-by-0.1"
 
 
 def test_the_previous_versions_run_directories_are_listed_followed_and_read(tmp_path: Path) -> None:
