@@ -220,8 +220,9 @@ def test_requirements_file_content_is_part_of_the_key(tmp_path: Path, env_cache:
 
 
 def test_conda_packages_without_conda_is_a_clear_error(tmp_path: Path, env_cache: Path) -> None:
-    """No conda channel is reachable from these machines: only the detection and the error are real here."""
-    cfg = config(tmp_path, conda_packages=["numpy"])
+    """No conda channel is reachable from these machines: only the detection and the error are real here.
+    (A package the job's interpreter already has is used as it is: `tests/test_seed.py`'s scikit-learn.)"""
+    cfg = config(tmp_path, conda_packages=["numpy", "hpctf-no-such-package"])
     proc = hpc(
         "submit", str(cfg), "--backend", "local", "--runs-dir", str(tmp_path / "runs"), env={"PATH": "/usr/bin:/bin"}
     )
