@@ -69,7 +69,11 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
         env_record = ensure(settings.env_cache, request, tool=settings.env_tool)
     if request is None or env_record is not None:
         _check_job_packages(spec, python)
-    in_job = None if request is None or env_record is not None else InJobEnvironment(str(settings.env_cache), request)
+    in_job = (
+        None
+        if request is None or env_record is not None
+        else InJobEnvironment(str(settings.env_cache), request, settings.env_tool)
+    )
     try:
         run = RunDir.create(runs_dir, spec.experiment)
         run.transition(lambda _: transitions.submitted(run.run_id, spec.experiment, sub.backend, utc_now()))

@@ -229,3 +229,29 @@ def test_fifty_concurrent_submissions_to_slurm_give_fifty_intact_runs(slurm: dic
     assert sorted(r["state"] for r in rows) == ["COMPLETED"] * 50
     for row in rows:
         assert f"run {row['run_id']}" in (Path(row["run_dir"]) / "logs" / "rank-0.out").read_text()
+
+
+@pytest.mark.slurm
+def test_a_restart_slurm_makes_when_asked_is_recorded(slurm: dict, tmp_path: Path) -> None:
+    """With `requeue: true` a node failure restarts the job (Slurm's requeue): status.json counts the restart and
+    says when the previous attempt started, so nobody mistakes the second run for the first."""
+    src = make_project(tmp_path / "src", LONG_TWO_NODES)
+    cfg = write_config(tmp_path / "c.yaml", experiment="requeue", source_directory=str(src), entry_script="train.py",
+                       distributed_backend="mpi", node_count=2, environment_variables={"SLEEP": "8"},
+                       compute_target={"additional_parameters": {"requeue": True}})
+    proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    assert "#SBATCH --requeue" in (run_dir / "job.sh").read_text() and "--no-requeue" not in (run_dir / "job.sh").read_text()
+    wait_for((run_dir / "outputs" / "rank-1" / "started").exists, timeout=120)
+    first = read_status(run_dir)
+    victim = first["nodes"][1]
+    _cluster("node-down", victim)
+    try:
+        waited = hpc("wait", str(run_dir), timeout=240)
+        status = read_status(run_dir)
+        assert waited.returncode == 0, (waited.stderr, status)
+        assert (status["state"], status["exit_code"], status["restarts"]) == ("COMPLETED", 0, 1)
+        assert victim not in status["nodes"] and f"previous attempt started at {first['start_time']}" in status["note"]
+    finally:
+        _cluster("node-up", victim)

@@ -48,6 +48,7 @@ class InJobEnvironment(msgspec.Struct, frozen=True):
 
     root: str
     request: EnvRequest
+    tool: str = "auto"  # settings' HPC_TF_ENV_TOOL at submit time: the job builds with the same tool
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -210,7 +210,7 @@ def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
 
     assert job.environment is not None
     try:
-        record = ensure(Path(job.environment.root), job.environment.request)
+        record = ensure(Path(job.environment.root), job.environment.request, tool=job.environment.tool)
     except EnvBuildError as exc:
         raise TaskSetupError(str(exc)) from None
     if ctx.rank == 0:
