@@ -27,7 +27,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import msgspec
 
@@ -271,11 +271,3 @@ def _read(path: Path, kind: type[T]) -> T:
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         what = "empty" if not data.strip() else f"damaged ({exc})"
         raise RunError(f"{path} is {what}") from None
-
-
-def read_json_any(path: Path) -> Any:
-    """An untyped JSON file (environment.json), or None when missing or damaged."""
-    try:
-        return msgspec.json.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError):
-        return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,13 @@ from .core.plan import default_environment, job_record, local_plan, required_pac
 from .core.records import EnvRequest, InJobEnvironment, JobRecord
 from .core.spec import EstimatorSpec
 from .errors import ConfigError, HpcTfError, Problem, SubmissionError
-from .interpreters import is_this_interpreter, missing_text
+from .interpreters import (
+    InterpreterError,
+    has_distributions,
+    missing_text,
+    own_site_packages,
+    python_version,
+)
 from .paths import package_root
 from .render import render_script
 from .rundir import SECRET_MODE, RunDir, utc_now, write_atomic
@@ -149,7 +154,7 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
     if kind is None:
         return base, None
     if kind == "conda" and conda_tool() is None:
-        if spec.conda_packages and not spec.conda_dependencies_file and _all_installed(base, spec.conda_packages):
+        if spec.conda_packages and not spec.conda_dependencies_file and has_distributions(base, spec.conda_packages):
             return base, None  # nothing to install: the job's interpreter has every package already
         raise ConfigError([Problem("conda_packages", conda_missing_message(), spec.conda_packages)])
     files = spec.pip_requirements_file or spec.conda_dependencies_file
@@ -164,57 +169,16 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
         inherit=spec.inherit_base_packages,
         find_links=tuple(spec.pip_find_links),
         no_index=spec.pip_no_index,
-        inherit_paths=_site_packages(base) if spec.inherit_base_packages else (),
+        inherit_paths=own_site_packages(base) if spec.inherit_base_packages else (),
     )
     return str(env_python(settings.env_cache, env_key(request))), request
 
 
-def _all_installed(python: str, specs: list[str]) -> bool:
-    """Whether `python` already has a distribution satisfying every conda spec (`numpy`, `numpy>=1.26`):
-    with no conda on the machine, such a job runs on that interpreter rather than being refused."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        wanted = [Requirement(spec.replace(" ", "")) for spec in specs]
-    except InvalidRequirement:
-        return False
-    code = (
-        "import sys, importlib.metadata as m\n"
-        "for n in sys.argv[1:]:\n"
-        "    try: print(m.version(n))\n"
-        "    except m.PackageNotFoundError: print('-')\n"
-    )
-    try:
-        proc = subprocess.run(
-            [python, "-c", code, *(r.name for r in wanted)], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    versions = proc.stdout.split()
-    return (
-        proc.returncode == 0
-        and len(versions) == len(wanted)
-        and all(v != "-" and r.specifier.contains(v, prereleases=True) for r, v in zip(wanted, versions, strict=True))
-    )
-
-
-def _site_packages(python: str) -> tuple[str, ...]:
-    """The submitting environment's own site-packages (a virtualenv's, a conda env's), when `python` runs
-    in one: what `inherit_base_packages` must show the job besides the base interpreter's packages."""
-    if not is_this_interpreter(python) or sys.prefix == sys.base_prefix:
-        return ()
-    import site
-
-    return tuple(p for p in site.getsitepackages() if Path(p).is_dir())
-
-
 def _python_version(python: str) -> str:
-    if is_this_interpreter(python):
-        return sys.version
-    proc = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ConfigError([Problem("python", f"cannot run it: {proc.stderr.strip()[-300:]}", python)])
-    return proc.stdout.strip()
+    try:
+        return python_version(python)
+    except InterpreterError as exc:
+        raise ConfigError([Problem("python", f"cannot run it: {exc}", python)]) from None
 
 
 def _check_job_packages(spec: EstimatorSpec, python: str) -> None:

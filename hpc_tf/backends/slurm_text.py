@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Literal, Mapping
 
+from ..core.records import TERMINAL_STATES
 from ..core.scheduler import JobState
 
 QueryFailure = Literal["disabled", "not_known", "no_answer"]
@@ -22,10 +23,8 @@ QueryFailure = Literal["disabled", "not_known", "no_answer"]
 # A job as sacct/squeue print it (steps such as `123.batch` are not jobs; headers are not either).
 _JOB_ID = re.compile(r"\d+(?:_(?:\d+|\[[0-9,%-]+\]))?(?:\+\d+)?")
 
-# States after which a job never changes again (Slurm's "completed" job states).
-FINAL_STATES = frozenset(
-    {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
-)
+# States after which a job never changes again: the one set the status transitions use too.
+FINAL_STATES = TERMINAL_STATES
 # Which component's end decides a heterogeneous job's end: the first of these found, else COMPLETED.
 _WORST_FIRST = ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "TIMEOUT", "DEADLINE", "PREEMPTED", "CANCELLED")
 
