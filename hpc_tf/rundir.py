@@ -38,7 +38,7 @@ T = TypeVar("T")
 SECRET_MODE = 0o600  # files that may hold environment_variables values: the user's only
 # Disk space kept aside in every run directory (`.reserve`) and given back when a record cannot be
 # written for lack of space: a job that fills the disk still gets its exit code and final state recorded.
-RESERVE_BYTES = 256 * 1024
+RESERVE_BYTES = 64 * 1024  # ~16 blocks: the status and task records of a run, with room to rewrite them
 LOCK_TIMEOUT_SECONDS = 30.0
 
 

@@ -63,7 +63,7 @@ def test_a_full_disk_at_submit_is_a_clear_error_and_a_failed_run(tmp_path: Path,
 
 
 def test_a_job_that_fills_the_disk_still_gets_its_end_recorded(tmp_path: Path, small_disk: Path) -> None:
-    """The run directory keeps 256 KiB aside (.reserve) and gives it back to write its records."""
+    """The run directory keeps 64 KiB aside (.reserve) and gives it back to write its records."""
     fill = "import os\ntry:\n    f = open('outputs/big', 'wb')\n    while True:\n        f.write(b'x' * 65536)\n" \
            "except OSError:\n    os._exit(3)\n"
     src = make_project(tmp_path / "src", fill)
