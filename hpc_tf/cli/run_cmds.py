@@ -149,7 +149,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
-    from ..follow import LogFollower, Watcher
+    from ..follow import Watcher
+    from ..logs import LogFollower
 
     run = _run(args, settings)
     follower = LogFollower(run.dir, sys.stdout, sys.stderr, all_ranks=args.all, rank=args.rank)
