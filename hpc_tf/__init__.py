@@ -15,7 +15,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["TensorFlow", "Experiment", "Run", "log", "__version__"]
+__all__ = ["TensorFlow", "Experiment", "Run", "SweepRun", "log", "EarlyTermination", "__version__"]
 
 
 def log(name: str, value: Any, step: int | None = None) -> None:
@@ -34,4 +34,12 @@ def __getattr__(name: str) -> Any:
         from .follow import Run
 
         return Run
+    if name == "SweepRun":
+        from .sweeps import SweepRun
+
+        return SweepRun
+    if name == "EarlyTermination":
+        from .metrics import EarlyTermination
+
+        return EarlyTermination
     raise AttributeError(f"module 'hpc_tf' has no attribute {name!r}")

@@ -17,12 +17,16 @@ import msgspec
 from .core.spec import NAME_RE, EstimatorSpec
 from .errors import ConfigError, Problem
 from .follow import Run
-from .loading import load_spec, validate
+from .loading import load_config, validate
 from .settings import Settings
 from .targets import Target, resolve_target
 
 if TYPE_CHECKING:
     import submitit
+
+    from .core.sweep_spec import SweepSpec
+    from .hyperdrive import HyperDriveConfig
+    from .sweeps import SweepRun
 
 
 class TensorFlow:
@@ -32,18 +36,28 @@ class TensorFlow:
         data = {"source_directory": str(source_directory), "entry_script": entry_script, **options}
         self.spec: EstimatorSpec = validate(data, Path.cwd(), "TensorFlow(...)")
         self.settings = Settings.from_env()
+        self.sweep: SweepSpec | None = None  # a config file's hyperdrive: block (from_yaml)
+        self.sweep_key = ""
 
     @classmethod
-    def from_spec(cls, spec: EstimatorSpec, settings: Settings | None = None) -> "TensorFlow":
+    def from_spec(
+        cls,
+        spec: EstimatorSpec,
+        settings: Settings | None = None,
+        sweep: "SweepSpec | None" = None,
+        sweep_key: str = "",
+    ) -> "TensorFlow":
         est = cls.__new__(cls)
         est.spec, est.settings = spec, settings or Settings.from_env()
+        est.sweep, est.sweep_key = sweep, sweep_key
         return est
 
     @classmethod
     def from_yaml(
         cls, path: str | Path, overrides: Sequence[str] = (), settings: Settings | None = None
     ) -> "TensorFlow":
-        return cls.from_spec(load_spec(path, overrides), settings)
+        spec, sweep, key = load_config(path, overrides)
+        return cls.from_spec(spec, settings, sweep, key)
 
     def target(self) -> Target:
         return resolve_target(self.spec, self.settings.target_files)
@@ -71,8 +85,26 @@ class Experiment:
         self.settings = Settings.from_env(runs_dir=runs_dir)
         self.runs_dir = self.settings.runs_dir
 
-    def submit(self, estimator: TensorFlow, backend: str = "auto") -> Run:
+    def submit(self, config: "TensorFlow | HyperDriveConfig", backend: str = "auto") -> "Run | SweepRun":
+        """Submit a job (a TensorFlow estimator: returns its Run) or a sweep (a HyperDriveConfig, or an
+        estimator loaded from a config with a hyperdrive: block: returns its SweepRun)."""
+        from .hyperdrive import HyperDriveConfig
+
+        if isinstance(config, HyperDriveConfig):
+            if config.estimator is None:
+                raise ConfigError([Problem("estimator", "a HyperDriveConfig needs the TensorFlow estimator it tunes")])
+            return self._sweep(config.estimator, config.spec, "hyperdrive", backend)
+        if config.sweep is not None:
+            return self._sweep(config, config.sweep, config.sweep_key, backend)
         from .submit import prepare, submit
 
-        spec = msgspec.structs.replace(estimator.spec, experiment=self.name)
+        spec = msgspec.structs.replace(config.spec, experiment=self.name)
         return Run(submit(prepare(spec, self.settings, backend), self.settings), self.settings)
+
+    def _sweep(self, estimator: TensorFlow, sweep: "SweepSpec", key: str, backend: str) -> "SweepRun":
+        from .sweep_submit import prepare_sweep, submit_sweep
+        from .sweeps import SweepRun
+
+        spec = msgspec.structs.replace(estimator.spec, experiment=self.name)
+        sub = prepare_sweep(spec, sweep, self.settings, backend, key=key)
+        return SweepRun(submit_sweep(sub, self.settings), self.settings)

@@ -257,8 +257,9 @@ def find_run(text: str, settings: Settings) -> Run:
         return Run(text, settings)
     root = settings.runs_dir
     matches = sorted(root.glob(f"*/{text}*/status.json")) if text and root.is_dir() and "/" not in text else []
-    if len(matches) == 1:
-        return Run(matches[0].parent, settings)
+    exact = [m for m in matches if m.parent.name == text]  # trial `S_7` is not ambiguous with `S_70`
+    if len(exact) == 1 or len(matches) == 1:
+        return Run((exact or matches)[0].parent, settings)
     if len(matches) > 1:
         raise UsageError(f"run {text!r} is ambiguous in {root}: " + ", ".join(m.parent.name for m in matches[:5]))
     raise UsageError(f"no run {text!r} (neither a run directory nor a run id under {root})")

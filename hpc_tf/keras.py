@@ -12,12 +12,15 @@ from typing import Any
 
 import tensorflow as tf
 
-from .metrics import log
+from .metrics import log, record
 
 
 class MetricsLogger(tf.keras.callbacks.Callback):
     """Logs every value Keras reports at the end of each epoch (step = epoch), and of each
-    training batch when `batches=True` (step = global batch number, names prefixed `batch_`)."""
+    training batch when `batches=True` (step = global batch number, names prefixed `batch_`).
+
+    In a sweep trial, when the sweep's early-termination policy stops the trial on the primary metric, it
+    stops training cleanly (`model.stop_training`): fit returns and the script goes on to save its outputs."""
 
     def __init__(self, batches: bool = False) -> None:
         super().__init__()
@@ -26,10 +29,11 @@ class MetricsLogger(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         for name, value in (logs or {}).items():
-            log(name, value, step=epoch)
+            if record(name, value, step=epoch) is not None:
+                self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.batches:
             for name, value in (logs or {}).items():
-                log(f"batch_{name}", value, step=self._batch)
+                log(f"batch_{name}", value, step=self._batch)  # batch_ names are never a sweep's primary metric
         self._batch += 1

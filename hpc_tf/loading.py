@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 import msgspec
 
 from .core.spec import EstimatorSpec, SlurmOptions
+from .core.sweep_spec import SweepSpec
 from .core.validation import check_layout, convert, dedupe, unsafe_strings
 from .errors import ConfigError, Problem
 
@@ -69,6 +70,36 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
     return data
 
 
+SWEEP_KEYS = ("hyperdrive", "sweep")  # the sweep block's name (HyperDrive's) and its alias
+
+
+def validate_config(
+    data: Mapping[str, Any], base_dir: str | Path, source: str | None = None
+) -> tuple[EstimatorSpec, SweepSpec | None, str]:
+    """A config that may hold a sweep (`hyperdrive:` or `sweep:`): the job's spec, the sweep's (None for
+    a single run) and the block's name. Problems of both parts are reported together."""
+    from .core.sweep_parse import parse_sweep
+
+    given = [key for key in SWEEP_KEYS if key in data]
+    job = {k: v for k, v in data.items() if k not in SWEEP_KEYS}
+    problems: list[Problem] = []
+    if len(given) > 1:
+        problems.append(
+            Problem(" + ".join(given), "give the sweep once: `hyperdrive:` or its alias `sweep:`", source=source)
+        )
+    sweep = None
+    if given:
+        sweep, found = parse_sweep(data[given[0]], given[0], source)
+        problems += found
+    try:
+        spec = validate(job, base_dir, source)
+    except ConfigError as exc:
+        raise ConfigError(dedupe(list(exc.problems) + problems)) from None
+    if problems:
+        raise ConfigError(dedupe(problems))
+    return spec, sweep, given[0] if given else ""
+
+
 def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None = None) -> EstimatorSpec:
     """Validate a raw config mapping; return the spec with an absolute source_directory.
 
@@ -98,9 +129,14 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> EstimatorSpec:
     """Load, override and validate a YAML config; relative paths are relative to the file."""
+    return load_config(path, overrides)[0]
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[EstimatorSpec, SweepSpec | None, str]:
+    """Load, override and validate a YAML config that may hold a sweep (see `validate_config`)."""
     path = Path(path)
     data = apply_overrides(load_yaml(path), overrides) if overrides else load_yaml(path)
-    return validate(data, path.resolve().parent, str(path))
+    return validate_config(data, path.resolve().parent, str(path))
 
 
 def _check_files(data: Mapping[str, Any], base_dir: Path, source: str | None) -> tuple[Path | None, list[Problem]]:

@@ -22,28 +22,65 @@ if TYPE_CHECKING:
 _warned = False
 
 
+class EarlyTermination(SystemExit):
+    """Raised by `hpc_tf.log` in a sweep trial its early-termination policy stopped: the script exits with
+    status 0 and the trial ends EARLY_TERMINATED. Catch it to save something first, then exit."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0)
+        self.reason = reason
+
+
 def log(name: str, value: Any, step: int | None = None) -> None:
-    """Record a metric of the current run (Azure ML's `run.log`). Outside an hpc_tf job: a warning, nothing recorded."""
+    """Record a metric of the current run (Azure ML's `run.log`). Outside an hpc_tf job: a warning, nothing
+    recorded. In a sweep trial, logging the primary metric on rank 0 applies the sweep's policy, and raises
+    EarlyTermination when it stops the trial (the Keras callback stops training instead)."""
+    stop = record(name, value, step)
+    if stop is not None:
+        raise EarlyTermination(stop)
+
+
+def record(name: str, value: Any, step: int | None = None) -> str | None:
+    """`log` without the exit: returns why the sweep's policy stopped this trial, or None."""
     global _warned
     run_dir = os.environ.get("HPC_TF_RUN_DIR")
     if not run_dir:
         if not _warned:
             warnings.warn(
-                "hpc_tf.log: not inside an hpc_tf run (HPC_TF_RUN_DIR is unset): metrics are not recorded", stacklevel=2
+                "hpc_tf.log: not inside an hpc_tf run (HPC_TF_RUN_DIR is unset): metrics are not recorded", stacklevel=3
             )
             _warned = True
-        return
+        return None
     rank = int(os.environ.get("HPC_TF_RANK", "0"))
-    record = {"name": str(name), "value": _plain(value), "step": step, "rank": rank, "time": round(time.time(), 3)}
+    line = {"name": str(name), "value": _plain(value), "step": step, "rank": rank, "time": round(time.time(), 3)}
     from .rundir import RunDir
 
-    path = RunDir(run_dir).metrics_file(rank)
+    run = RunDir(run_dir)
+    path = run.metrics_file(rank)
     path.parent.mkdir(exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, (json.dumps(record) + "\n").encode())
+        os.write(fd, (json.dumps(line) + "\n").encode())
     finally:
         os.close(fd)
+    if rank != 0 or str(name) != os.environ.get("HPC_TF_PRIMARY_METRIC") or not os.environ.get("HPC_TF_SWEEP_DIR"):
+        return None
+    from .early_stop import observe
+
+    decision = observe(run, _trial_policy(os.environ["HPC_TF_SWEEP_DIR"]), value)
+    return decision.reason or "stopped by the sweep's policy" if decision is not None and decision.terminate else None
+
+
+_policies: dict[str, Any] = {}
+
+
+def _trial_policy(sweep_dir: str) -> Any:
+    """The sweep's policy, read once per process."""
+    if sweep_dir not in _policies:
+        from .early_stop import trial_policy
+
+        _policies[sweep_dir] = trial_policy(sweep_dir)
+    return _policies[sweep_dir]
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,8 @@ Layout:
   work/rank-N/     where rank N > 0 runs: links to the snapshot, its own ./outputs
   logs/            rank-N.out / rank-N.err, launcher-N.log, slurm-JOB.out, supervisor.log, local-job.out
   tasks/           rank-N.json (core.records.TaskRecord), lead-exit (the chief's exit code)
-  metrics/         rank-N.jsonl (hpc_tf.log)
+  metrics/         rank-N.jsonl (hpc_tf.log); a sweep trial's primary.jsonl (its primary metric per interval)
+  policy.jsonl     a sweep trial's early-termination decisions, with what they were computed from
   tensorboard/     HPC_TF_TENSORBOARD_DIR
   environment.json the job environment that was used (environments)
   status.json      state (Slurm's words), exit code, job id, times                core.records.RunStatus
@@ -149,6 +150,9 @@ class RunDir:
     status_json = property(lambda self: self.path / "status.json")
     submitit_folder = property(lambda self: self.path / ".submitit")
     lead_exit = property(lambda self: self.tasks_dir / "lead-exit")
+    early_stop_file = property(lambda self: self.tasks_dir / "early-stop")  # a sweep's policy stopped the trial
+    primary_metric_file = property(lambda self: self.metrics_dir / "primary.jsonl")  # a trial's primary metric
+    policy_log = property(lambda self: self.path / "policy.jsonl")  # every policy decision, with its inputs
     supervisor_log = property(lambda self: self.logs / "supervisor.log")
     local_job_log = property(lambda self: self.logs / "local-job.out")
     _lock_path = property(lambda self: self.path / ".status.lock")

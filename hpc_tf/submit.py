@@ -66,19 +66,7 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     spec = sub.spec
     runs_dir = settings.runs_dir.absolute()
     snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(settings.snapshot_max_mb * 2**20))
-    python, request = job_interpreter(spec, settings)
-    env_record = None
-    if request is not None and spec.environment_build == "submit":
-        from .environments import ensure
-
-        env_record = ensure(settings.env_cache, request, tool=settings.env_tool)
-    if request is None or env_record is not None:
-        _check_job_packages(spec, python)
-    in_job = (
-        None
-        if request is None or env_record is not None
-        else InJobEnvironment(str(settings.env_cache), request, settings.env_tool)
-    )
+    python, in_job, env_record = job_environment(spec, settings)
     try:
         run = RunDir.create(runs_dir, spec.experiment)
         run.transition(lambda _: transitions.submitted(run.run_id, spec.experiment, sub.backend, utc_now()))
@@ -97,6 +85,27 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
         raise
     run.transition(lambda s: transitions.queued(s, job_id))
     return run
+
+
+def job_environment(
+    spec: EstimatorSpec, settings: Settings
+) -> tuple[str, InJobEnvironment | None, dict[str, object] | None]:
+    """The job's interpreter, the environment the job builds itself (environment_build: job) and the record
+    of the one built now (environment_build: submit); its packages are checked when it is known now."""
+    python, request = job_interpreter(spec, settings)
+    env_record = None
+    if request is not None and spec.environment_build == "submit":
+        from .environments import ensure
+
+        env_record = ensure(settings.env_cache, request, tool=settings.env_tool)
+    if request is None or env_record is not None:
+        _check_job_packages(spec, python)
+    in_job = (
+        None
+        if request is None or env_record is not None
+        else InJobEnvironment(str(settings.env_cache), request, settings.env_tool)
+    )
+    return python, in_job, env_record
 
 
 def _fail(run: RunDir, message: str) -> None:

@@ -29,7 +29,8 @@
 # Knobs: HPC_TF_CLUSTER_DIR (/var/tmp/hpc_tf-cluster), HPC_TF_CLUSTER_NODES (4),
 # HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817),
 # HPC_TF_CLUSTER_ACCOUNTING (0; 1 = real accounting: MariaDB on 127.0.0.1 + slurmdbd, so `sacct`
-# answers from a database; +~35 s of packages once, +2-3 s per start).
+# answers from a database; +~35 s of packages once, +2-3 s per start), HPC_TF_CLUSTER_MAX_ARRAY_SIZE (1001,
+# Slurm's default MaxArraySize).
 # Must run as root (daemons run as root, SlurmUser=root). No systemd or cgroups needed.
 set -euo pipefail
 
@@ -40,6 +41,7 @@ GPUS=${HPC_TF_CLUSTER_GPUS:-2}
 PORT=${HPC_TF_CLUSTER_PORT:-16817}
 TIMEOUT=${HPC_TF_CLUSTER_TIMEOUT:-60}
 ACCOUNTING=${HPC_TF_CLUSTER_ACCOUNTING:-0}
+MAX_ARRAY_SIZE=${HPC_TF_CLUSTER_MAX_ARRAY_SIZE:-1001}
 DB_PORT=$((PORT + 90)); DBD_PORT=$((PORT + 91))
 export SLURM_CONF=$DIR/etc/slurm.conf
 
@@ -168,6 +170,8 @@ $acct
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.log
 MinJobAge=3600
+# Slurm's default; HPC_TF_CLUSTER_MAX_ARRAY_SIZE makes a cluster whose arrays must be split (index < MaxArraySize)
+MaxArraySize=$MAX_ARRAY_SIZE
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides

@@ -13,7 +13,14 @@ from ..core.scheduler import Answer, JobState, NoAnswer, NotKnown
 from ..errors import SubmissionError
 from ..rundir import RunDir
 from ..settings import Settings
-from .slurm_text import parse_sacct, parse_scontrol_job, parse_squeue, query_failure
+from .slurm_text import (
+    array_limits,
+    expand_array_states,
+    parse_sacct,
+    parse_scontrol_job,
+    parse_squeue,
+    query_failure,
+)
 
 
 class SlurmBackend:
@@ -96,13 +103,57 @@ class SlurmBackend:
         said = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}").splitlines()[-1]
         return _all(job_ids, NotKnown(said) if kind == "not_known" else NoAnswer(f"{argv[0]}: {said}"))
 
-    def cancel(self, job_id: str) -> None:
+    def array_tasks(self, array_ids: Sequence[str]) -> dict[str, JobState] | NoAnswer:
+        """Every task of these job arrays (`A_i` → its state) in one query; pending ranges are split into tasks.
+
+        sacct when accounting is on, else `squeue -r` (which prints one line per task)."""
+        if not array_ids:
+            return {}
+        if self.accounting is not False:
+            argv = ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(array_ids)]
+            found = self._tasks(argv, parse_sacct)
+            if not (isinstance(found, NoAnswer) and found.error == "disabled"):
+                return found
+            self.accounting = False
+        argv = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(array_ids), "-o", "%i|%T|%r"]
+        return self._tasks(argv, parse_squeue)
+
+    def _tasks(self, argv: list[str], parse: Callable[[str], dict[str, JobState]]) -> dict[str, JobState] | NoAnswer:
         try:
-            proc = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=self.timeout * 2)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return NoAnswer(f"{argv[0]} did not answer within {self.timeout:g} s")
+        except OSError as exc:
+            return NoAnswer(f"{argv[0]}: {exc.strerror or exc}")
+        kind = "ok" if proc.returncode == 0 else query_failure(proc.returncode, proc.stdout, proc.stderr)
+        if kind in ("ok", "not_known"):
+            return expand_array_states(parse(proc.stdout))
+        said = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}").splitlines()[-1]
+        return NoAnswer("disabled" if kind == "disabled" else f"{argv[0]}: {said}")
+
+    def array_limits(self) -> tuple[int | None, int | None, str]:
+        """(MaxArraySize, max_array_tasks, how it was learned) from `scontrol show config`."""
+        text = self._run(["scontrol", "show", "config"])
+        if not text:
+            return None, None, "scontrol show config did not answer: Slurm's default MaxArraySize (1001) assumed"
+        size, tasks = array_limits(text)
+        return size, tasks, "scontrol show config"
+
+    def throttle(self, job_id: str, limit: int) -> None:
+        """Change how many tasks of an array may run at once (0: no limit)."""
+        self._control(["scontrol", "update", f"JobId={job_id}", f"ArrayTaskThrottle={limit}"])
+
+    def cancel(self, job_id: str) -> None:
+        self._control(["scancel", job_id])
+
+    def _control(self, argv: list[str]) -> None:
+        """A command that changes a job; its failure is an error naming the command and what Slurm said."""
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout * 2)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SubmissionError(f"scancel {job_id} did not answer: {exc}", ["scancel", job_id]) from None
+            raise SubmissionError(f"{' '.join(argv)} did not answer: {exc}", argv) from None
         if proc.returncode != 0:
-            raise SubmissionError(f"scancel {job_id} failed", ["scancel", job_id], proc.stderr)
+            raise SubmissionError(f"{' '.join(argv)} failed", argv, proc.stderr)
 
 
 def _all(job_ids: Sequence[str], answer: Answer) -> dict[str, Answer]:

@@ -64,12 +64,17 @@ def refused_key(said: str) -> str | None:
 
 
 def submit_script(run: RunDir, script: str) -> str:
-    """sbatch the rendered script with the run directory as its working directory; return the job id.
+    """sbatch the rendered script with the run directory as its working directory; return the job id."""
+    return sbatch(run.path, run.submitit_folder, run.script, script)
+
+
+def sbatch(workdir: Path, folder: Path, script_path: Path, script: str) -> str:
+    """sbatch a rendered script (through submitit) with `workdir` as its working directory; return the job id.
 
     A submission that timed out may still have queued the job (Slurm answers late): the error says so."""
-    executor = TemplatedSlurmExecutor(run.submitit_folder, script, run.path)
+    executor = TemplatedSlurmExecutor(folder, script, workdir)
     try:
-        run.submitit_folder.mkdir(exist_ok=True)
+        folder.mkdir(exist_ok=True)
         job = executor._submit_command("hpc_tf job")  # the command is in the script already
     except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as exc:
         said = str(exc)
@@ -77,7 +82,7 @@ def submit_script(run: RunDir, script: str) -> str:
             said += "\n(the controller did not answer: check `squeue --me` before resubmitting, the job may be queued)"
         key = refused_key(said)
         head = f"sbatch refused the job: check {key}" if key else "sbatch refused the job"
-        error = SubmissionError(head, ["sbatch", f"--chdir={run.path}", str(run.script)], said, str(run.path))
+        error = SubmissionError(head, ["sbatch", f"--chdir={workdir}", str(script_path)], said, str(workdir))
         error.exit_status = 2 if key else 1  # the config asked for something this cluster does not have
         raise error from None
     return str(job.job_id)

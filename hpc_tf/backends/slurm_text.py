@@ -239,3 +239,55 @@ def combine_het_jobs(states: Mapping[str, JobState]) -> dict[str, JobState]:
     for base, parts in groups.items():
         out[base] = combine_het_states(s for _, s in sorted(parts, key=lambda p: p[0]))
     return out
+
+
+_ARRAY_RANGE = re.compile(r"^(\d+)_\[([0-9,:%-]+)\]$")
+
+
+def expand_array_id(job_id: str) -> list[str]:
+    """`123_[2-5%2]` (sacct's and squeue's pending remainder of an array) as `123_2` … `123_5`; `123_[1,3-4]`
+    and steps `1-7:2` too. Any other id is returned as it is. The `%N` throttle is not a task."""
+    m = _ARRAY_RANGE.match(job_id.strip())
+    if not m:
+        return [job_id.strip()]
+    base, spec = m.group(1), m.group(2).split("%", 1)[0]
+    out: list[str] = []
+    for part in spec.split(","):
+        span, _, step = part.partition(":")
+        first, _, last = span.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()) or (step and not step.isdigit()):
+            return [job_id.strip()]
+        stop = int(last) if last else int(first)
+        out += [f"{base}_{i}" for i in range(int(first), stop + 1, int(step) if step else 1)]
+    return out
+
+
+def expand_array_states(states: Mapping[str, JobState]) -> dict[str, JobState]:
+    """Parsed sacct/squeue answers with every pending range split into its tasks (each with the range's state).
+
+    A task's own line wins over a range that still lists it (sacct printed `9_2|RUNNING` and `9_[2-3%2]|PENDING`
+    together, recorded in tests/data/slurm-22.05/sacct-array-by-base-id)."""
+    out = {job_id: state for job_id, state in states.items() if "[" not in job_id}
+    for job_id, state in states.items():
+        for task in expand_array_id(job_id) if "[" in job_id else ():
+            out.setdefault(task, state)
+    return out
+
+
+def array_limits(config_text: str) -> tuple[int | None, int | None]:
+    """(MaxArraySize, max_array_tasks) from `scontrol show config`: the highest array index is MaxArraySize − 1;
+    `SchedulerParameters=max_array_tasks=N` caps how many tasks one array may have. None when not printed."""
+    size = tasks = None
+    for line in config_text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "MaxArraySize" and value.isdigit():
+            size = int(value)
+        elif key == "SchedulerParameters":
+            for item in value.split(","):
+                name, _, number = item.partition("=")
+                if name.strip() == "max_array_tasks" and number.strip().isdigit():
+                    tasks = int(number)
+    return size, tasks

@@ -17,7 +17,7 @@ from ..errors import HpcTfError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import config_cmds, run_cmds
+    from . import config_cmds, run_cmds, sweep_cmds
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -29,15 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_cmds.add_commands(sub, common)
     run_cmds.add_commands(sub, common)
+    sweep_cmds.add_commands(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..settings import Settings
-    from . import config_cmds, run_cmds
+    from . import config_cmds, run_cmds, sweep_cmds
 
     args = _parser().parse_args(argv)
-    commands = {**config_cmds.COMMANDS, **run_cmds.COMMANDS}
+    commands = {**config_cmds.COMMANDS, **run_cmds.COMMANDS, **sweep_cmds.COMMANDS}
     try:
         settings = Settings.from_env(runs_dir=getattr(args, "runs_dir", None))
         code = commands[args.command](args, settings)

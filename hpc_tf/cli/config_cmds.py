@@ -73,7 +73,9 @@ def _estimator(args: argparse.Namespace, settings: Settings) -> Any:
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     est = _estimator(args, settings)
     target = est.target()
-    print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r})")
+    sweep = est.sweep
+    what = f", a {sweep.sampling} sweep of {sweep.trial_count} trials on {sweep.primary_metric_name!r}" if sweep else ""
+    print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r}{what})")
     return 0
 
 
@@ -117,7 +119,13 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from ..submit import prepare
 
-    sub = prepare(_estimator(args, settings).spec, settings, args.backend, probe=False)
+    est = _estimator(args, settings)
+    if est.sweep is not None:
+        from ..sweep_submit import first_script, prepare_sweep
+
+        sys.stdout.write(first_script(prepare_sweep(est.spec, est.sweep, settings, args.backend, False), settings))
+        return 0
+    sub = prepare(est.spec, settings, args.backend, probe=False)
     sys.stdout.write(sub.script)
     return 0
 
@@ -125,7 +133,10 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from ..submit import prepare, submit
 
-    sub = prepare(_estimator(args, settings).spec, settings, args.backend)
+    est = _estimator(args, settings)
+    if est.sweep is not None:
+        return _submit_sweep(args, settings, est)
+    sub = prepare(est.spec, settings, args.backend)
     print(f"hpc_tf: backend {sub.backend} ({sub.backend_reason})", file=sys.stderr)
     run = submit(sub, settings)
     status = run.read_status()
@@ -140,6 +151,37 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from .run_cmds import wait_and_report
 
     return wait_and_report(Run(run, settings), info if args.json else None, show_output=True)
+
+
+def _submit_sweep(args: argparse.Namespace, settings: Settings, est: Any) -> int:
+    """A config with a hyperdrive: block: its trials as Slurm job arrays; prints the sweep id."""
+    from ..sweep_submit import prepare_sweep, submit_sweep
+
+    sub = prepare_sweep(est.spec, est.sweep, settings, args.backend, key=est.sweep_key)
+    print(f"hpc_tf: backend {sub.backend} ({sub.backend_reason})", file=sys.stderr)
+    sweep_dir = submit_sweep(sub, settings)
+    record = sweep_dir.read()
+    ids = [c.job_id for c in record.chunks if c.job_id]
+    info = {
+        "sweep_id": sweep_dir.sweep_id,
+        "array_job_ids": ids,
+        "sweep_dir": str(sweep_dir.path),
+        "trials": record.trial_count,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        arrays = ", ".join(ids)
+        print(
+            f"submitted sweep {sweep_dir.sweep_id} ({record.trial_count} trials, array job {arrays}): {sweep_dir.path}"
+        )
+    if not args.wait:
+        return 0
+    from ..sweeps import SweepRun
+
+    status = SweepRun(sweep_dir, settings).wait_for_completion()
+    print(f"hpc_tf: sweep {status.sweep_id} {status.state} {status.counts}", file=sys.stderr)
+    return 0 if status.state == "COMPLETED" else 1
 
 
 COMMANDS = {

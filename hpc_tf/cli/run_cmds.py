@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from ..core.records import EARLY_TERMINATED
 from ..errors import JobFailedError
 from .text import dash as _dash
 from .text import duration as _duration
@@ -35,6 +38,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="default: $HPC_TF_RUNS_DIR or ./runs")
     p.add_argument("--experiment", help="only this experiment")
     p.add_argument("--state", help="only runs in this state (e.g. RUNNING, FAILED)")
+    p.add_argument("--sweep", help="only the trials of this sweep (its id)")
     p.add_argument("--limit", type=_limit, default=50, help="at most this many (default 50; 0: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     run_cmd("status", "show a run's status, with its tasks")
@@ -68,7 +72,11 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
     runs = list_runs(settings, args.experiment)
     statuses = Watcher(settings).refresh(runs)
-    pairs = [(r, s) for r, s in zip(runs, statuses, strict=True) if not args.state or s.state == args.state.upper()]
+    pairs = [
+        (r, s)
+        for r, s in zip(runs, statuses, strict=True)
+        if (not args.state or s.state == args.state.upper()) and (not args.sweep or s.sweep == args.sweep)
+    ]
     pairs = pairs[: args.limit] if args.limit else pairs
     if args.json:
         print(
@@ -80,11 +88,12 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     if not pairs:
         print(f"no runs under {settings.runs_dir}")
         return 0
-    print(f"{'RUN':24} {'EXPERIMENT':18} {'STATE':11} {'EXIT':>4} {'JOB':>8} {'BACKEND':7} {'ELAPSED':>8}")
-    for r, s in pairs:
+    print(f"{'RUN':24} {'EXPERIMENT':18} {'STATE':16} {'EXIT':>4} {'JOB':>10} {'BACKEND':7} {'ELAPSED':>8}")
+    for r, s in _grouped(pairs):
+        indent = "  " if s.sweep else ""
         print(
-            f"{s.run_id or r.run_id:24} {(s.experiment or r.dir.experiment)[:18]:18} {s.state:11} "
-            f"{_dash(s.exit_code):>4} {_dash(s.job_id):>8} {s.backend or '?':7} {_duration(elapsed_seconds(s)):>8}"
+            f"{indent + (s.run_id or r.run_id):24} {(s.experiment or r.dir.experiment)[:18]:18} {s.state:16} "
+            f"{_dash(s.exit_code):>4} {_dash(s.job_id):>10} {s.backend or '?':7} {_duration(elapsed_seconds(s)):>8}"
         )
     notes = {unreachable_text(s) for _, s in pairs if s.scheduler_unreachable_since}
     damaged = [(r, s) for r, s in pairs if s.state == DAMAGED]
@@ -93,6 +102,22 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     for r, s in damaged:
         print(f"hpc_tf: {r.run_dir}: {s.message}", file=sys.stderr)
     return 0
+
+
+def _grouped(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Trials under their sweep (in trial order, where the sweep's newest trial would be listed)."""
+    out: list[tuple[Any, Any]] = []
+    placed: set[str] = set()
+    for r, s in pairs:
+        if not s.sweep:
+            out.append((r, s))
+        elif s.sweep not in placed:
+            placed.add(s.sweep)
+            trials = [(r2, s2) for r2, s2 in pairs if s2.sweep == s.sweep]
+            header = msgspec.structs.replace(s, run_id=f"sweep {s.sweep}", state=f"{len(trials)} trials", sweep=None)
+            out.append((r, msgspec.structs.replace(header, exit_code=None, job_id=None, start_time=None)))
+            out += sorted(trials, key=lambda pair: pair[1].trial_index or 0)
+    return out
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,9 +151,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     ):
         print(f"{key:13} {_dash(getattr(status, key))}")
     print(f"{'elapsed':13} {_duration(elapsed_seconds(status))}")
-    for key in ("restarts", "note", "reason", "message"):
-        if getattr(status, key):
+    for key in ("restarts", "note", "reason", "message", "sweep", "trial_index"):
+        if getattr(status, key) not in (None, "", 0) or (key == "trial_index" and status.sweep):
             print(f"{key:13} {getattr(status, key)}")
+    if status.early_stop is not None:
+        e = status.early_stop
+        print(f"{'early stop':13} {e.rule} at interval {e.interval} (decided at {e.decided_at}): {e.reason}")
     if status.scheduler_unreachable_since:
         print(f"{'scheduler':13} {unreachable_text(status)}")
     f = status.first_failure
@@ -192,16 +220,17 @@ def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: boo
         print(f"\nhpc_tf: stopped waiting; the job goes on (python -m hpc_tf wait {run.run_dir})", file=sys.stderr)
         return 130
     progress.done()
-    code = 0 if status.state == "COMPLETED" else (status.exit_code or 1)
+    ok = status.state in ("COMPLETED", EARLY_TERMINATED)  # a trial its sweep's policy stopped ended cleanly
+    code = 0 if ok else (status.exit_code or 1)
     if json_info is not None:
         print(json.dumps({**json_info, "state": status.state, "exit_code": status.exit_code}))
-    if status.state != "COMPLETED":
+    if not ok:
         print(
             f"hpc_tf: {JobFailedError(str(run.run_dir), status.state, status.exit_code, run.stderr_tail())}",
             file=sys.stderr,
         )
     else:
-        print(f"hpc_tf: run {run.run_id} COMPLETED", file=sys.stderr)
+        print(f"hpc_tf: run {run.run_id} {status.state}", file=sys.stderr)
     return code
 
 

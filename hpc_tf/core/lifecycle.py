@@ -26,8 +26,11 @@ class TaskEnd(msgspec.Struct, frozen=True):
 
 def task_end(rank: int, backend: str | None, server: bool, code: int, stopped: bool, signals: Sequence[str]) -> TaskEnd:
     """Decide what a task's end means. `server`: a managed ps/worker TensorFlow server;
-    `stopped`: the runtime stopped it after the chief ended; `signals`: what the runtime received."""
+    `stopped`: the runtime stopped it (after the chief ended, or a sweep's policy stopped the trial);
+    `signals`: what the runtime received."""
     if rank == 0:
+        if stopped:  # a sweep's policy stopped the trial on what rank 0 printed: a clean end
+            return TaskEnd(0, lead=True, signal_lead_exit=backend in ("ps", "multiworker"))
         return TaskEnd(
             code,
             lead=True,

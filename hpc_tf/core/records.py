@@ -7,22 +7,28 @@ immutable: `status.json` changes only through the named transitions in `core.tra
 
 Schema history:
   job.json     1: the first typed record (older files have no `schema` field and read the same).
-  status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`.
+  status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`;
+               3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep).
+  job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters).
+  sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-JOB_SCHEMA = 1
-STATUS_SCHEMA = 2
+JOB_SCHEMA = 2
+STATUS_SCHEMA = 3
+SWEEP_SCHEMA = 1
 TASK_SCHEMA = 1
 
 TERMINAL_STATES = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 )
+# hpc_tf's own final word for a sweep trial its early-termination policy stopped (Slurm says COMPLETED)
+EARLY_TERMINATED = "EARLY_TERMINATED"
 # The verdict "the scheduler no longer knows the job and the run recorded no end": final, but revised
 # if the scheduler later answers for the job (it was judged from a view that turned out stale).
 LOST = "UNKNOWN"
@@ -51,6 +57,17 @@ class InJobEnvironment(msgspec.Struct, frozen=True):
     tool: str = "auto"  # settings' HPC_TF_ENV_TOOL at submit time: the job builds with the same tool
 
 
+class TrialInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What makes a run a trial of a sweep: the sweep, the trial's number and its hyperparameters."""
+
+    sweep_id: str
+    sweep_dir: str
+    index: int
+    hyperparameters: dict[str, Any] = {}  # script flag → value, as given to the entry script
+    array_task: str = ""  # Slurm's `A_i` of the task that ran it
+    optuna_trial: int | None = None  # bayesian sampling: the Optuna trial number
+
+
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     """job.json: everything the in-job runtime needs, so no value passes through the job script."""
 
@@ -72,6 +89,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     max_run_duration_seconds: int | None = None
     environment: InJobEnvironment | None = None
     requeue: bool = False
+    trial: TrialInfo | None = None
 
 
 class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +102,20 @@ class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):
     exit_code: int
     time: str
     note: str = ""
+
+
+class EarlyStop(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep policy's decision to stop a trial, with its inputs' summary (policy.jsonl has them all)."""
+
+    rule: str
+    interval: int  # the interval the rule fired at
+    decided_at: int  # the trial's interval when it decided
+    value: float | None = None
+    threshold: float | None = None
+    best: float | None = None
+    compared: int = 0
+    reason: str = ""
+    time: str = ""
 
 
 class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +146,9 @@ class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     restarts: int = 0
     scheduler_unreachable_since: str | None = None
     scheduler_error: str = ""
+    sweep: str | None = None  # a trial's sweep id
+    trial_index: int | None = None
+    early_stop: EarlyStop | None = None
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,3 +168,38 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     end_time: str | None = None
     exit_code: int | None = None
     stopped_after_chief: bool = False
+
+
+class ArrayChunk(msgspec.Struct, frozen=True, kw_only=True):
+    """One Slurm job array of a sweep: array index i runs trial `offset + i`."""
+
+    offset: int
+    count: int
+    job_id: str | None = None  # None until sbatch answered
+
+
+class SweepRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """sweep.json: a sweep as submitted and what was done to it since (throttle, cancel, time limit)."""
+
+    schema: int = SWEEP_SCHEMA
+    sweep_id: str
+    experiment: str
+    backend: str
+    sampling: str
+    seed: int
+    trial_count: int
+    primary_metric_name: str
+    primary_metric_goal: str
+    parameter_space: dict[str, Any] = {}  # flag → ParamExpr as data (core.sweep_spec)
+    policy: dict[str, Any] | None = None  # PolicySpec as data
+    max_concurrent_runs: int | None = None
+    max_duration_minutes: int = 10080
+    max_array_size: int | None = None  # the cluster's MaxArraySize when it was split
+    chunks: list[ArrayChunk] = []
+    entry: list[str] = []  # the entry script's argv before script_params
+    script_params: dict[str, Any] = {}  # the fixed flags (a sampled flag replaces the same one)
+    submit_time: str | None = None
+    deadline: str | None = None  # submit_time + max_duration_minutes
+    state: str = "SUBMITTING"  # SUBMITTING, SUBMITTED, FAILED (submission), CANCELLED
+    message: str = ""
+    stopped: str = ""  # why the sweep was ended early (cancel, max_duration_minutes)

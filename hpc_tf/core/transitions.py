@@ -11,7 +11,7 @@ import datetime as _dt
 
 import msgspec
 
-from .records import LOST, TERMINAL_STATES, FirstFailure, RunStatus
+from .records import EARLY_TERMINATED, LOST, TERMINAL_STATES, EarlyStop, FirstFailure, RunStatus
 from .scheduler import Answer, JobState, NoAnswer, NotKnown
 
 # A job the scheduler does not know, that recorded no end, is declared lost only after this long:
@@ -24,6 +24,34 @@ _replace = msgspec.structs.replace
 def submitted(run_id: str, experiment: str, backend: str, now: str) -> RunStatus:
     """The run directory is claimed; nothing is queued yet."""
     return RunStatus(run_id=run_id, experiment=experiment, backend=backend, state="PENDING", submit_time=now)
+
+
+def trial_created(
+    run_id: str, experiment: str, backend: str, now: str, job_id: str, sweep: str, index: int
+) -> RunStatus:
+    """A sweep's array task made its trial's run directory: the trial is that task (`A_i`), not yet started."""
+    return RunStatus(
+        run_id=run_id,
+        experiment=experiment,
+        backend=backend,
+        state="PENDING",
+        submit_time=now,
+        job_id=job_id,
+        sweep=sweep,
+        trial_index=index,
+    )
+
+
+def early_stopped(status: RunStatus, stop: EarlyStop) -> RunStatus:
+    """The sweep's policy stopped the trial; the first decision is kept."""
+    if status.final or status.early_stop is not None:
+        return status
+    return _replace(status, early_stop=stop)
+
+
+def _end_word(status: RunStatus, state: str) -> str:
+    """A trial its policy stopped that ended cleanly says so: EARLY_TERMINATED, not COMPLETED."""
+    return EARLY_TERMINATED if state == "COMPLETED" and status.early_stop is not None else state
 
 
 def queued(status: RunStatus, job_id: str) -> RunStatus:
@@ -86,7 +114,7 @@ def finalised(status: RunStatus, state: str, exit_code: int | None, now: str, re
     code = status.exit_code if status.exit_code is not None else exit_code
     return _replace(
         status,
-        state=state,
+        state=_end_word(status, state),
         exit_code=code,
         end_time=status.end_time or now,
         final=True,
@@ -120,7 +148,7 @@ def _known(status: RunStatus, seen: JobState, now: str) -> RunStatus:
         reason = seen.reason if seen.reason not in ("None", "") else status.reason
         return _replace(
             status,
-            state=seen.state,
+            state=_end_word(status, seen.state),
             exit_code=exit_code,
             final=True,
             note=note,
@@ -140,7 +168,7 @@ def _not_known(status: RunStatus, now: str) -> RunStatus:
         state = "COMPLETED" if status.exit_code == 0 else "FAILED"
         return _replace(
             status,
-            state=state,
+            state=_end_word(status, state),
             final=True,
             note="final state from the run directory: the scheduler no longer knows the job",
         )

@@ -28,6 +28,8 @@ from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext, TaskSetupError
 from .supervise import supervise
+from .trial import open_trial, trial_ended, trial_environment
+from .watch import stop_condition
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
 KERAS_ALIAS = Path(__file__).with_name("keras_alias")
@@ -151,6 +153,7 @@ def run_task(run_dir: str | Path) -> int:
         slot = my_slot(ctx, slots)
         env = child_environment(os.environ, job, run, ctx.rank)
         env.update(task_environment(job, slots, slot, env))
+        env.update(trial_environment(job))
         check_packages(job, env)
     except TaskSetupError as exc:
         return _setup_failed(run, ctx, hostname, str(exc))
@@ -172,9 +175,9 @@ def run_task(run_dir: str | Path) -> int:
             run.transition(lambda s: transitions.started(s, record.start_time or "", ctx.job_nodes, ctx.restart_count))
         run.write_task(msgspec.structs.replace(record, child_pid=pid))
 
-    watch_lead = slot.rank != 0 and job.distributed_backend in ("ps", "multiworker")
     under_mpirun = "OMPI_COMM_WORLD_RANK" in os.environ
-    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, watch_lead, started, under_mpirun)
+    stop_when = stop_condition(run, job, slot.rank)
+    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, stop_when, started, under_mpirun)
     run.write_task(
         msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
     )
@@ -195,6 +198,8 @@ def _record_end(
         run.transition(lambda s: transitions.lead_exited(s, code, utc_now(), signals))
     if end.first_failure:
         _first_failure(run, slot.rank, slot.role, slot.index, ctx.hostname, end.exit_code, end.note)
+    if end.lead and job.trial is not None:
+        trial_ended(run, job, end.exit_code)
     return end.exit_code
 
 
@@ -231,8 +236,16 @@ def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m hpc_tf.job RUN_DIR`, or for a sweep's array task `SWEEP_DIR --trial-offset N`."""
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 3 and args[1] == "--trial-offset" and args[2].isdigit():
+        try:
+            trial = open_trial(Path(args[0]).absolute(), int(args[2]), os.environ)
+        except (TaskSetupError, HpcTfError, OSError) as exc:
+            print(f"hpc_tf: this array task cannot start its trial: {exc}", file=sys.stderr)
+            return 2
+        return 0 if trial is None else run_task(trial.path)
     if len(args) != 1:
-        print("usage: python -m hpc_tf.job RUN_DIR", file=sys.stderr)
+        print("usage: python -m hpc_tf.job RUN_DIR  |  SWEEP_DIR --trial-offset N", file=sys.stderr)
         return 2
     return run_task(Path(args[0]).absolute())

@@ -41,16 +41,17 @@ def supervise(
     rank: int,
     command: list[str],
     env: dict[str, str],
-    watch_lead: bool,
+    stop_when: Callable[[], bool] | None,
     started: Callable[[int], None],
     forward_signals: bool = False,
 ) -> tuple[int, bool, list[str]]:
-    """Run the task's process to its end; with `watch_lead`, stop it once the lead (rank 0) has ended.
+    """Run the task's process to its end; with `stop_when`, asked every POLL_SECONDS, stop it once that says
+    so (the lead, rank 0, has ended; a sweep's policy stopped the trial).
 
     Slurm signals the step's whole process group, so the child gets a signal with the runtime, which only
     records it and stays alive to write the end. Open MPI's daemons signal only the process they started
     (the runtime): under mpirun (`forward_signals`) the runtime passes the signal on to the child.
-    Returns (exit code as a shell reports it, stopped after the lead, signals the runtime received)."""
+    Returns (exit code as a shell reports it, stopped by `stop_when`, signals the runtime received)."""
     received: list[str] = []
     child: list[subprocess.Popen[bytes]] = []
 
@@ -74,10 +75,10 @@ def supervise(
         stopped = False
         while True:
             try:
-                returncode = proc.wait(timeout=POLL_SECONDS if watch_lead else None)
+                returncode = proc.wait(timeout=POLL_SECONDS if stop_when else None)
                 break
             except subprocess.TimeoutExpired:
-                if not stopped and run.lead_exit.exists():
+                if not stopped and stop_when is not None and stop_when():
                     stopped = True
                     stop(proc)
     return shell_exit_code(returncode), stopped, received
