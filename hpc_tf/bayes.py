@@ -71,8 +71,8 @@ def _load(sweep_dir: Path, study_name: str) -> tuple[Study, BaseStorage] | None:
     return study, storage
 
 
-def _integral(*values: float | None) -> bool:
-    return all(v is not None and float(v).is_integer() for v in values)
+def _integral(q: float | None) -> bool:
+    return q is not None and float(q).is_integer()
 
 
 def distributions(space: dict[str, ParamExpr]) -> dict[str, BaseDistribution]:
@@ -288,13 +288,6 @@ def summary(sweep_dir: Path, study_name: str, space: dict[str, ParamExpr] | None
         params: dict[str, Any] = dict(trial.params)
         if space is not None and set(space) <= set(params):
             params = _external(space, params)
-        rows.append(
-            {
-                "number": trial.number,
-                "state": trial.state.name,
-                "params": params,
-                "value": trial.value,
-                "hpc_tf_trial": trial.user_attrs.get(TRIAL_ATTR),
-            }
-        )
+        row = {"number": trial.number, "state": trial.state.name, "params": params, "value": trial.value}
+        rows.append(row | {"hpc_tf_trial": trial.user_attrs.get(TRIAL_ATTR)})
     return rows

@@ -1,9 +1,11 @@
 """Sweep results for people: TensorBoard's HParams dashboard (event files) and two PNG plots.
 
-The event files are written with TensorBoard's own protobufs and writer, without TensorFlow, so a
-report costs a second, not a TensorFlow import. Layout under `tb_root` (any parent works as `--logdir`):
-one experiment-level `hparams_config` in `tb_root/` and one session per trial in `tb_root/<trial_id>/`
-(its hyperparameter values, the primary metric as scalars at steps 1..n, and how it ended).
+The event files are written with TensorBoard's own protobufs and record writer, without TensorFlow, so
+a report costs a fraction of a second, not a TensorFlow import. Layout under `tb_root` (any parent works
+as `--logdir`): one experiment-level `hparams_config` in `tb_root/` and one session per trial in
+`tb_root/<trial_id>/` (its hyperparameter values, the primary metric as scalars at steps 1..n, and how
+it ended). The config depends on the parameter space only (and on the names of parameters outside it),
+so calls for different subsets of the trials, even at once (one per trial as each ends), agree on it.
 
 TensorBoard's session statuses are SUCCESS, FAILURE, RUNNING and UNKNOWN (it has no "aborted"): a trial
 stopped by the early-termination policy or cancelled ends as UNKNOWN (ended, without a verdict), other
@@ -134,13 +136,13 @@ def _tensorboard() -> _TB:
 
 
 def _text_params(space: dict[str, ParamExpr], trials: list[TrialResult]) -> set[str]:
-    """The hparams shown as text: choices mixing kinds (say 'relu' and 1), and values not of one kind."""
-    kinds: dict[str, set[type]] = {}
-    for name, expr in space.items():
-        kinds[name] = {_kind(v) for v in expr.values}
+    """The hparams shown as text: choices with a text value or mixing kinds (say 'relu' and 1), and
+    parameters outside the space whose values are text or not of one kind."""
+    kinds = {name: {_kind(v) for v in expr.values} for name, expr in space.items() if expr.kind == "choice"}
     for trial in trials:
         for name, value in trial.hyperparameters.items():
-            kinds.setdefault(name, set()).add(_kind(value))
+            if name not in space:
+                kinds.setdefault(name, set()).add(_kind(value))
     return {name for name, found in kinds.items() if len(found) > 1 or str in found}
 
 
@@ -149,36 +151,38 @@ def _kind(value: Scalar) -> type:
 
 
 def _hparam_infos(tb: _TB, space: dict[str, ParamExpr], trials: list[TrialResult], as_text: set[str]) -> list[Any]:
-    """One HParamInfo per parameter (the space's, then any other a trial reports), with its domain."""
+    """One HParamInfo per parameter of the space, with its domain; then one (type only) per parameter
+    outside it that a trial reports. `differs` (the dashboard shows those first): can take two values."""
     api = tb.api_pb2
-    names = list(space) + [n for t in trials for n in t.hyperparameters if n not in space]
     infos = []
-    for name in dict.fromkeys(names):
-        expr = space.get(name)
-        seen = [t.hyperparameters[name] for t in trials if name in t.hyperparameters]
-        info = api.HParamInfo(name=name, display_name=name, description=expr.text() if expr else "")
-        info.differs = len({(type(v), v) for v in seen}) > 1  # the dashboard shows those first
-        if name in as_text:
-            info.type = api.DATA_TYPE_STRING
-            texts = {str(v) for v in (*(expr.values if expr else ()), *seen)}
-            info.domain_discrete.extend(sorted(texts))
-        elif (expr and expr.kind == "choice") or (seen and isinstance(seen[0], bool)):
-            values: list[Scalar] = [*(expr.values if expr else ()), *seen]
-            if all(isinstance(v, bool) for v in values):
+    for name, expr in space.items():
+        info = api.HParamInfo(name=name, display_name=name, description=expr.text(), type=api.DATA_TYPE_FLOAT64)
+        if expr.kind == "choice":
+            if name in as_text:
+                info.type = api.DATA_TYPE_STRING
+                values: list[Scalar] = sorted({str(v) for v in expr.values})
+            elif all(isinstance(v, bool) for v in expr.values):
                 info.type = api.DATA_TYPE_BOOL
-                info.domain_discrete.extend(sorted(set(values)))
+                values = sorted(set(expr.values))
             else:
-                info.type = api.DATA_TYPE_FLOAT64
-                info.domain_discrete.extend(sorted({float(v) for v in values}))
-        else:
-            info.type = api.DATA_TYPE_FLOAT64
-            numbers = [float(v) for v in seen]
-            bounds = _interval(expr) if expr else None
-            if bounds is not None:
-                numbers += list(bounds)
-            if numbers:  # a declared range, widened to take in every value a trial got
-                info.domain_interval.min_value, info.domain_interval.max_value = min(numbers), max(numbers)
+                values = sorted({float(v) for v in expr.values})
+            info.domain_discrete.extend(values)
+            info.differs = len(values) > 1
+        elif (bounds := _interval(expr)) is not None:
+            info.domain_interval.min_value, info.domain_interval.max_value = bounds
+            info.differs = bounds[1] > bounds[0]
+        else:  # normal kinds: unbounded, no domain
+            info.differs = bool(expr.sigma)
         infos.append(info)
+    others: dict[str, list[Scalar]] = {}
+    for trial in trials:
+        for name, value in trial.hyperparameters.items():
+            if name not in space:
+                others.setdefault(name, []).append(value)
+    for name, seen in others.items():
+        kind = str if name in as_text else _kind(seen[0])
+        data_type = {str: api.DATA_TYPE_STRING, bool: api.DATA_TYPE_BOOL}.get(kind, api.DATA_TYPE_FLOAT64)
+        infos.append(api.HParamInfo(name=name, display_name=name, type=data_type, differs=len(set(seen)) > 1))
     return infos
 
 
@@ -216,10 +220,9 @@ def _write_events(tb: _TB, folder: Path, events: list[tuple[int, Any]], now: flo
     """`folder`'s event file: `events` in order, replacing the event files of earlier calls.
 
     Written as EventFileWriter does, but with plain file I/O (EventFileWriter goes through tf.io.gfile,
-    which imports TensorFlow when present). The new name sorts after older ones (seconds, then
-    nanoseconds), so a running TensorBoard moves on to it."""
+    which imports TensorFlow when present). The file is named when complete, by the time (seconds, then
+    nanoseconds): it sorts after older ones, so a running TensorBoard moves on to it."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
     partial = folder / f".writing-{os.getpid()}-{time.time_ns()}"  # no "tfevents": TensorBoard skips it
     try:
         with open(partial, "xb") as stream:
@@ -227,10 +230,12 @@ def _write_events(tb: _TB, folder: Path, events: list[tuple[int, Any]], now: flo
             records.write(tb.event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
             for step, summary in events:
                 records.write(tb.event_pb2.Event(wall_time=now, step=step, summary=summary).SerializeToString())
+        ns = time.time_ns()
+        name = f"events.out.tfevents.{ns // 10**9:010d}.{ns % 10**9:09d}.{socket.gethostname()}.{os.getpid()}"
         os.replace(partial, folder / name)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    for old in folder.iterdir():
-        if "tfevents" in old.name and old.name != name and old.is_file():
-            old.unlink()
+    for old in folder.iterdir():  # only older ones: of two writers at once, the later file stays
+        if "tfevents" in old.name and old.name < name and old.is_file():
+            old.unlink(missing_ok=True)

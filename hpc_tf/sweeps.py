@@ -99,11 +99,24 @@ class SweepRun:
         """Every trial's state, from one scheduler query (none once every trial is final)."""
         record = self.record()
         views = self._views(record, self._ask(record))
+        if record.sampling == "bayesian":
+            self._fail_stale_optuna_trials(record, views)
         late = not record.stopped and st.past_deadline(record, _dt.datetime.now(_dt.timezone.utc))
         if late and not all(v.final for v in views):
             self.cancel(f"max_duration_minutes ({record.max_duration_minutes}) reached")
             record = self.record()
         return summarise(record, views, self._error)
+
+    def _fail_stale_optuna_trials(self, record: SweepRecord, views: list[TrialView]) -> None:
+        """A trial whose job was killed before it told Optuna stays RUNNING there: the run's status decides."""
+        import importlib.util
+
+        if importlib.util.find_spec("optuna") is None or not self.dir.journal.exists():
+            return
+        from .bayes import fail_stale
+
+        final = {v.index for v in views if v.final}
+        fail_stale(self.dir.path, record.sweep_id, lambda index: index in final)
 
     def _ask(self, record: SweepRecord) -> dict[str, JobState]:
         self._error = ""

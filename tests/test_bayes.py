@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -207,3 +208,104 @@ def test_tpe_beats_random_search(tmp_path: Path) -> None:
     random_median = statistics.median(random_best(seed, 20) for seed in range(9))
     print(f"TPE best {best:.5f}; median best of 9 random searches {random_median:.5f}")
     assert best > random_median
+
+
+# ---------------------------------------------------------------------------------------------- zombies and requeues
+def states(sweep: Path) -> dict[int, str]:
+    return {r["number"]: r["state"] for r in bayes.summary(sweep, STUDY)}
+
+
+def test_a_killed_task_is_failed_once_its_trial_has_ended(tmp_path: Path) -> None:
+    proc = task(tmp_path, 5, 0, "hang")
+    assert proc.stdout is not None
+    number = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)  # as Slurm does at the time limit: no tell, ever
+    proc.wait(timeout=10)
+    assert states(tmp_path) == {number: "RUNNING"}
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: False) == []  # still running, as far as we know
+    assert states(tmp_path) == {number: "RUNNING"}
+
+    asked: list[int] = []
+
+    def is_final(index: int) -> bool:
+        asked.append(index)
+        return index == 0
+
+    second, _ = bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 1, is_final)
+    assert asked == [0]
+    assert states(tmp_path) == {number: "FAIL", second: "RUNNING"}
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: True) == [second]
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: True) == []
+
+
+def test_a_trial_without_its_index_is_failed_after_the_grace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task killed between Optuna's ask and the user attr: nothing says which hpc_tf trial it was."""
+    bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 0, lambda i: False)
+    orphan = optuna.load_study(study_name=STUDY, storage=bayes._storage(tmp_path)).ask().number
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: False) == []
+    monkeypatch.setattr(bayes, "ORPHAN_GRACE_SECONDS", 0.0)
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: False) == [orphan]
+    assert states(tmp_path) == {0: "RUNNING", orphan: "FAIL"}
+
+
+def test_a_requeued_task_gets_its_trial_back(tmp_path: Path) -> None:
+    first = bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 3, lambda i: False)
+    other = bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 4, lambda i: False)
+    # the requeued task's own status may already read final (the previous attempt ended): not failed
+    again = bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 3, lambda i: i == 3)
+    assert again == first != other
+    assert states(tmp_path) == {0: "RUNNING", 1: "RUNNING"}
+
+
+def test_a_trial_killed_half_way_through_its_suggestions_is_asked_anew(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name=STUDY, storage=bayes._storage(tmp_path), direction="maximize")
+    half = study.ask({"--x": bayes.distributions(SPACE)["--x"]})
+    half.set_user_attr(bayes.TRIAL_ATTR, 2)
+    number, params = bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 2, lambda i: False)
+    assert number != half.number and set(params) == set(SPACE)
+    assert states(tmp_path) == {half.number: "FAIL", number: "RUNNING"}
+
+
+def test_asking_with_the_other_goal_is_refused(tmp_path: Path) -> None:
+    from hpc_tf.errors import UsageError
+
+    bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 0, lambda i: False)
+    with pytest.raises(UsageError, match="maximize"):
+        bayes.ask(tmp_path, STUDY, SPACE, "minimize", 5, 1, lambda i: False)
+
+
+# ---------------------------------------------------------------------------------------------- tell
+def test_tell_is_idempotent_and_fails_what_has_no_value(tmp_path: Path) -> None:
+    numbers = [bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, i, lambda i: False)[0] for i in range(6)]
+    bayes.tell(tmp_path, STUDY, numbers[0], -1.0, "COMPLETE")
+    bayes.tell(tmp_path, STUDY, numbers[0], -0.5, "COMPLETE")  # a second tell changes nothing
+    bayes.tell(tmp_path, STUDY, numbers[0], None, "FAIL")
+    bayes.tell(tmp_path, STUDY, numbers[1], math.nan, "COMPLETE")
+    bayes.tell(tmp_path, STUDY, numbers[2], None, "COMPLETE")
+    bayes.tell(tmp_path, STUDY, numbers[3], math.inf, "COMPLETE")
+    bayes.tell(tmp_path, STUDY, numbers[4], -2.0, "PRUNED")  # the last value is kept
+    bayes.tell(tmp_path, STUDY, numbers[5], None, "PRUNED")
+    bayes.tell(tmp_path, STUDY, numbers[5], -3.0, "COMPLETE")
+    rows = {r["number"]: (r["state"], r["value"]) for r in bayes.summary(tmp_path, STUDY)}
+    assert rows == {
+        numbers[0]: ("COMPLETE", -1.0),
+        numbers[1]: ("FAIL", None),
+        numbers[2]: ("FAIL", None),
+        numbers[3]: ("FAIL", None),
+        numbers[4]: ("PRUNED", -2.0),
+        numbers[5]: ("PRUNED", None),
+    }
+
+
+def test_nothing_before_the_first_ask(tmp_path: Path) -> None:
+    from hpc_tf.errors import UsageError
+
+    assert bayes.summary(tmp_path, STUDY) == []
+    assert bayes.fail_stale(tmp_path, STUDY, lambda i: True) == []
+    assert not (tmp_path / bayes.JOURNAL_NAME).exists()  # reading never creates the journal
+    with pytest.raises(UsageError, match="no Optuna study"):
+        bayes.tell(tmp_path, STUDY, 0, 1.0, "COMPLETE")
+    bayes.ask(tmp_path, STUDY, SPACE, "maximize", 5, 0, lambda i: False)
+    with pytest.raises(UsageError, match="no trial 7"):
+        bayes.tell(tmp_path, STUDY, 7, 1.0, "COMPLETE")
+    assert not list(tmp_path.glob("*.db")) and not list(tmp_path.glob("*.sqlite*"))

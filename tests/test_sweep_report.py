@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,22 @@ class TensorBoard:
 
 @pytest.fixture(scope="module")
 def boards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TensorBoard]]:
-    """Three TensorBoards started at once (each takes seconds to start): the sweep of PLAN written once,
-    read by the default loader and by the Python one; and a sweep written again while TensorBoard runs."""
+    """Three TensorBoards started at once (each takes seconds to start): the sweep of PLAN written in one
+    call, read by the default loader; the same written one call per trial, all at once (as trials ending
+    together do), read by the Python loader; and a sweep written again while its TensorBoard runs."""
     root = tmp_path_factory.mktemp("sweeps")
     write_hparams(root / "once" / "tensorboard", SPACE, METRIC, "maximize", make_trials(PLAN))
+    with ThreadPoolExecutor(len(PLAN)) as pool:
+        calls = [
+            pool.submit(write_hparams, root / "per-trial" / "tensorboard", SPACE, METRIC, "maximize", [trial])
+            for trial in make_trials(PLAN)
+        ]
+        for call in calls:
+            call.result()
     write_hparams(root / "twice" / "tensorboard", SPACE, METRIC, "maximize", make_trials(EARLIER))
     started = {
         "default": TensorBoard(root / "once", "auto", root / "default.log"),
-        "python": TensorBoard(root / "once", "false", root / "python.log"),
+        "python": TensorBoard(root / "per-trial", "false", root / "python.log"),
         "twice": TensorBoard(root / "twice", "auto", root / "twice.log"),  # rewritten while it runs
     }
     try:
@@ -158,6 +167,8 @@ def _check_sessions(found: Any, trials: list[TrialResult]) -> None:
         (session,) = group["sessions"]
         assert session["name"] == f"tensorboard/{trial.trial_id}"
         assert session["status"] == EXPECTED_STATUS[trial.state], trial.state
+        ended = trial.state not in ("RUNNING", "PENDING")
+        assert (session.get("endTimeSecs", 0) > 0) is ended, (trial.state, session)  # a session end, or none
         shown = group["hparams"]
         assert shown["--optimizer"] == trial.hyperparameters["--optimizer"]
         assert shown["--augment"] is trial.hyperparameters["--augment"]
@@ -166,6 +177,7 @@ def _check_sessions(found: Any, trials: list[TrialResult]) -> None:
         if not trial.history:
             assert session["metricValues"] == []
             continue
+        assert len(session["metricValues"]) == 1, session["metricValues"]
         (value,) = session["metricValues"]
         assert value["name"] == {"tag": METRIC, "group": ""}
         assert value["value"] == float(np.float32(trial.history[-1]))  # scalars are float32, as tf.summary's
@@ -196,19 +208,23 @@ def test_tensorboard_shows_the_experiment_config(boards: dict[str, TensorBoard],
     assert [m["name"] for m in experiment["metricInfos"]] == [{"tag": METRIC, "group": ""}]
 
 
+def test_one_event_file_per_folder(boards: dict[str, TensorBoard]) -> None:
+    """Also after concurrent calls: each removes the older event files only, so one (the latest) stays."""
+    for board in boards.values():
+        tb_root = board.logdir / "tensorboard"
+        assert len(list(tb_root.glob("*tfevents*"))) == 1
+        for trial in make_trials(PLAN):
+            assert len(list((tb_root / trial.trial_id).iterdir())) == 1
+
+
 def test_writing_again_replaces_the_sessions(boards: dict[str, TensorBoard]) -> None:
     """Written again after more trials ended, read by a TensorBoard that was showing the earlier state:
-    the new states and histories, each trial once; one event file per folder."""
+    the new states and histories, each trial once."""
     board = boards["twice"]
     board.shows(make_trials(EARLIER))
     write_hparams(board.logdir / "tensorboard", SPACE, METRIC, "maximize", make_trials(PLAN))
     found = board.shows(make_trials(PLAN))
     assert found["totalSize"] == len(PLAN)
-    tb_root = board.logdir / "tensorboard"
-    assert len(list(tb_root.glob("*tfevents*"))) == 1
-    for trial in make_trials(PLAN):
-        assert len(list((tb_root / trial.trial_id).iterdir())) == 1
-    assert not list(tb_root.rglob(".writing-*"))  # no partial file left behind
 
 
 def test_writing_does_not_import_tensorflow(tmp_path: Path) -> None:

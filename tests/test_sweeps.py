@@ -447,3 +447,50 @@ def test_sweeps_past_max_array_size_are_split_and_keep_the_throttle(small_array_
     assert failed["state"] == "FAILED" and first_id and failed["chunks"][1]["job_id"] is None
     assert "array 2 of 3" in proc.stderr and first_id in proc.stderr, proc.stderr
     assert hpc("sweep", "cancel", sweeps[-1].name, "--runs-dir", str(runs), env=env).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------- the example
+@pytest.mark.tf
+def test_the_digits_sweep_example_stops_bad_trials_cleanly(slurm: dict, tmp_path: Path) -> None:
+    """configs/digits-sweep.yaml as written (6 of its trials): real TensorFlow, the Keras callback's stop."""
+    runs = tmp_path / "runs"
+    config = Path(__file__).resolve().parent.parent / "configs" / "digits-sweep.yaml"
+    info = submit(config, runs, "--set", "hyperdrive.max_total_runs=6", "--set", "hyperdrive.max_concurrent_runs=3")
+    status = wait_sweep(info["sweep_id"], runs, timeout=400)
+    assert status["state"] == "COMPLETED" and set(status["counts"]) <= {"COMPLETED", "EARLY_TERMINATED"}
+    stopped = [t for t in status["trials"] if t["state"] == "EARLY_TERMINATED"]
+    assert stopped, status["counts"]  # seed 1234 draws learning rates too high to keep up
+    for t in status["trials"]:
+        outputs = json.loads((Path(t["run_dir"]) / "outputs" / "metrics.json").read_text())
+        assert outputs["batch_size"] == t["hyperparameters"]["--batch-size"]  # fit returned, the script went on
+        assert len(t["history"]) == (8 if t["state"] == "COMPLETED" else t["early_stop"]["decided_at"])
+    best = json.loads(sweep_cli("best", info["sweep_id"], "--json", runs=runs).stdout)
+    assert best["state"] == "COMPLETED" and best["metric"] == max(t["metric"] for t in status["trials"])
+    plots = json.loads(sweep_cli("plot", info["sweep_id"], "--json", runs=runs).stdout)
+    for png in plots.values():
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_python_api_hyperdrive_config_submits_a_sweep_run(slurm: dict, tmp_path: Path) -> None:
+    """HyperDrive's classes from Python: Experiment.submit(HyperDriveConfig) gives a SweepRun to follow."""
+    from hpc_tf import Experiment, TensorFlow
+    from hpc_tf.hyperdrive import GridParameterSampling, HyperDriveConfig, PrimaryMetricGoal, choice
+    from hpc_tf.sweeps import SweepRun
+
+    project = make_project(tmp_path / "proj", TRAINER)
+    est = TensorFlow(source_directory=project, entry_script="train.py", script_params={"--epochs": 2})
+    hd = HyperDriveConfig(
+        estimator=est,
+        hyperparameter_sampling=GridParameterSampling({"--q": choice(0.1, 0.9)}),
+        primary_metric_name="val",
+        primary_metric_goal=PrimaryMetricGoal.MINIMIZE,
+        max_total_runs=10,
+    )
+    sweep = Experiment("api-sweep", runs_dir=tmp_path / "runs").submit(hd)
+    assert isinstance(sweep, SweepRun)
+    status = sweep.wait_for_completion(timeout=180)
+    assert status.counts == {"COMPLETED": 2}
+    best = sweep.get_best_run_by_primary_metric()
+    assert best is not None and best.run_id.endswith("_0")  # minimize: q=0.1 is best
+    assert [r.run_id for r in sweep.get_children()] == [f"{sweep.sweep_id}_0", f"{sweep.sweep_id}_1"]
+    assert best.get_metrics("val")["val"][-1]["value"] == pytest.approx(0.1 * (1 - 2.718281828459045 ** (-2 / 3)))

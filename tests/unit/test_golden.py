@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan, slurm_plan
-from hpc_tf.loading import load_spec
+from hpc_tf.core.sweep_plan import array_plan, plan_chunks
+from hpc_tf.loading import load_config
 from hpc_tf.render import render_script
 from hpc_tf.targets import resolve_target
 
@@ -30,12 +31,18 @@ PYTHON = "/usr/bin/python3"
 PACKAGE_ROOT = ""
 AS_ROOT = False
 
-CASES = [(config, backend) for config in CONFIGS for backend in BACKENDS]
+# A sweep config (a hyperdrive: block) renders its first job array for Slurm; sweeps have no local script.
+SWEEPS = {config for config in CONFIGS if load_config(config)[1] is not None}
+CASES = [(config, backend) for config in CONFIGS for backend in BACKENDS if backend == "slurm" or config not in SWEEPS]
 IDS = [f"{config.stem}.{backend}" for config, backend in CASES]
 
 
 def plan_for(config: Path, backend: str) -> ScriptPlan:
-    spec = load_spec(config)
+    spec, sweep, _ = load_config(config)
+    if sweep is not None:
+        chunk = plan_chunks(sweep.trial_count, None)[0]
+        options = resolve_target(spec, ()).options
+        return array_plan(spec, options, PYTHON, PACKAGE_ROOT, chunk, sweep.max_concurrent_runs, None, AS_ROOT)
     if backend == "slurm":
         return slurm_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
     return local_plan(spec, PYTHON, PACKAGE_ROOT, AS_ROOT)
@@ -77,14 +84,18 @@ def test_slurm_golden_shape(config: Path) -> None:
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash"
     header = [line for line in lines if line.startswith("#SBATCH ")]
-    assert header and "#SBATCH --output=logs/slurm-%j.out" in header
+    batch_log = "logs/slurm-%A_%a.out" if config in SWEEPS else "logs/slurm-%j.out"  # an array: one per task
+    assert header and f"#SBATCH --output={batch_log}" in header
     assert lines.index(header[-1]) < min(i for i, line in enumerate(lines) if not line.startswith("#"))
     execs = [line for line in lines if line.startswith("exec ")]
     assert len(execs) == 1 and lines[-1] == execs[0]
-    assert re.fullmatch(rf"exec (srun|mpirun) .* {re.escape(PYTHON)} -u -m {re.escape(JOB_MODULE)} \.", execs[0])
+    tail = r" --trial-offset 0" if config in SWEEPS else ""  # array task i runs trial 0 + i
+    assert re.fullmatch(rf"exec (srun|mpirun) .* {re.escape(PYTHON)} -u -m {re.escape(JOB_MODULE)} \.{tail}", execs[0])
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+@pytest.mark.parametrize(
+    "config", [c for c in CONFIGS if c not in SWEEPS], ids=[c.stem for c in CONFIGS if c not in SWEEPS]
+)
 def test_local_golden_shape(config: Path) -> None:
     text = golden_path(config, "local").read_text(encoding="utf-8")
     lines = text.splitlines()
