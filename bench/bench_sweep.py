@@ -8,7 +8,11 @@
    the entry script's first line (bench/_first_line.py). Slurm's own part is the same for both (an array
    task is a job). Goal: the same.
 
-Usage (the dev cluster up, see scripts/dev-cluster.sh):  python bench/bench_sweep.py [--runs 9]
+Usage:  python bench/bench_sweep.py [--runs 9]
+It brings up a dev cluster of its own (scripts/dev-cluster.sh with HPC_TF_CLUSTER_DIR=/var/tmp/hpctf-bench-sweep,
+port 19917, MaxJobCount 100000) and takes it down at the end: every task of a held-then-cancelled array stays
+a job record for MinJobAge (an hour), and 2 x 10 arrays of 1,000 would fill the default cluster's MaxJobCount
+(10000) for everyone else ("Slurm temporarily unable to accept job").
 Results: bench/results/sweep.json (git-ignored).
 """
 
@@ -31,15 +35,24 @@ PY = sys.executable
 TRIALS = 1000
 
 
+CLUSTER = REPO / "scripts" / "dev-cluster.sh"
+KNOBS = {
+    "HPC_TF_CLUSTER_DIR": "/var/tmp/hpctf-bench-sweep",
+    "HPC_TF_CLUSTER_PORT": "19917",
+    "HPC_TF_CLUSTER_MAX_JOB_COUNT": "100000",
+}
+
+
 def cluster_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if "SLURM_CONF" not in env:
-        text = subprocess.run([str(REPO / "scripts" / "dev-cluster.sh"), "env"], capture_output=True, text=True).stdout
-        for line in text.splitlines():
-            for item in line.removeprefix("export ").split():
-                if "=" in item:
-                    key, value = item.split("=", 1)
-                    env[key] = value
+    """Bring up the benchmark's own cluster; its environment (SLURM_CONF, ...) for every case."""
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"} | KNOBS
+    subprocess.run([str(CLUSTER), "up"], check=True, env=env, stdout=subprocess.DEVNULL)
+    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
+    for line in text.splitlines():
+        for item in line.removeprefix("export ").split():
+            if "=" in item:
+                key, value = item.split("=", 1)
+                env[key] = value
     env["PYTHONPATH"] = str(REPO)
     return env
 
@@ -164,6 +177,7 @@ def main() -> None:
             start = bench_start(Path(tmp), env, args.runs, jobs)
         finally:
             subprocess.run(["scancel", *jobs], capture_output=True, env=env)
+            subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
     med = {name: statistics.median(v) for name, v in {**submit, **start}.items()}
     for name, value in med.items():
         print(f"{name:55} median {value:8.1f} ms  (min {min({**submit, **start}[name]):.1f})")

@@ -51,8 +51,7 @@ def _storage(sweep_dir: Path) -> BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = str(Path(sweep_dir) / JOURNAL_NAME)
-    backend = JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
-    storage: BaseStorage = optuna.storages.JournalStorage(backend)
+    storage: BaseStorage = optuna.storages.JournalStorage(JournalFileBackend(path, JournalFileOpenLock(path)))
     return storage
 
 
@@ -60,8 +59,7 @@ def _load(sweep_dir: Path, study_name: str) -> tuple[Study, BaseStorage] | None:
     """The existing study and its storage, or None when no task has created it yet (then nothing is written)."""
     if not (Path(sweep_dir) / JOURNAL_NAME).exists():
         return None
-    optuna = _optuna()
-    storage = _storage(sweep_dir)
+    optuna, storage = _optuna(), _storage(sweep_dir)
     try:  # RandomSampler: telling and reporting need no model, and it warns about nothing
         study: Study = optuna.load_study(
             study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler()
@@ -71,7 +69,7 @@ def _load(sweep_dir: Path, study_name: str) -> tuple[Study, BaseStorage] | None:
     return study, storage
 
 
-def _integral(q: float | None) -> bool:
+def _integral(q: float | None) -> bool:  # an integral q makes ints, as hpc_tf.core.sampling does
     return q is not None and float(q).is_integer()
 
 
@@ -105,8 +103,7 @@ def distributions(space: dict[str, ParamExpr]) -> dict[str, BaseDistribution]:
             k_low = math.floor(expr.low / expr.q + 0.5)
             k_high = max(k_low, math.ceil(expr.high / expr.q - 0.5))
             if _integral(expr.q):
-                step = int(expr.q)
-                out[name] = IntDistribution(k_low * step, k_high * step, step=step)
+                out[name] = IntDistribution(k_low * int(expr.q), k_high * int(expr.q), step=int(expr.q))
             else:
                 out[name] = FloatDistribution(_clean(k_low * expr.q), _clean(k_high * expr.q), step=expr.q)
         else:
@@ -202,12 +199,18 @@ def ask(
     return trial.number, _external(space, trial.params)
 
 
+def _finished_error() -> type[Exception]:
+    """What the journal raises on updating a finished trial (early Optuna 4.x: a plain RuntimeError)."""
+    error: type[Exception] = getattr(_optuna().exceptions, "UpdateFinishedTrialError", RuntimeError)
+    return error
+
+
 def _set_failed(study: Study, trial: FrozenTrial) -> bool:
     """FAIL one trial; False when another process finished it first."""
     optuna = _optuna()
     try:
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-    except optuna.exceptions.UpdateFinishedTrialError:
+    except _finished_error():
         return False
     return True
 
@@ -268,7 +271,7 @@ def tell(sweep_dir: Path, study_name: str, number: int, value: float | None, sta
             study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
         else:
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-    except optuna.exceptions.UpdateFinishedTrialError:
+    except _finished_error():
         pass  # another process (a stale-trial sweep) finished it in between
     except KeyError as exc:
         raise UsageError(f"no trial {number} in Optuna study {study_name!r}") from exc

@@ -9,13 +9,10 @@ LOST verdict, which the scheduler's next answer about the job revises).
 
 from __future__ import annotations
 
-import datetime as _dt
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
-
-import msgspec
 
 from .backends import Backend, get_backend
 from .core import transitions
@@ -262,7 +259,15 @@ def find_run(text: str, settings: Settings) -> Run:
         return Run((exact or matches)[0].parent, settings)
     if len(matches) > 1:
         raise UsageError(f"run {text!r} is ambiguous in {root}: " + ", ".join(m.parent.name for m in matches[:5]))
+    if text and _names_a_sweep(text, root):
+        raise UsageError(f"{text!r} is a sweep, not a run: python -m hpc_tf sweep status {text}")
     raise UsageError(f"no run {text!r} (neither a run directory nor a run id under {root})")
+
+
+def _names_a_sweep(text: str, root: Path) -> bool:
+    if (Path(text) / "sweep.json").is_file():
+        return True
+    return root.is_dir() and "/" not in text and any(root.glob(f"*/{text}*/sweep.json"))
 
 
 def list_runs(settings: Settings, experiment: str | None = None) -> list[Run]:
@@ -274,25 +279,3 @@ def list_runs(settings: Settings, experiment: str | None = None) -> list[Run]:
     pattern = f"{experiment}/*" if experiment else "*/*"
     dirs = [d for d in root.glob(pattern) if RunDir(d).exists()]
     return [Run(d, settings) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
-
-
-def elapsed_seconds(status: RunStatus) -> float | None:
-    """Start to end (or to now while running)."""
-    start = _parse(status.start_time)
-    if start is None:
-        return None
-    end = _parse(status.end_time) or _dt.datetime.now(_dt.timezone.utc)
-    return max(0.0, (end - start).total_seconds())
-
-
-def _parse(stamp: str | None) -> _dt.datetime | None:
-    try:
-        return _dt.datetime.fromisoformat(stamp) if stamp else None
-    except ValueError:
-        return None
-
-
-def status_dict(record: msgspec.Struct) -> dict[str, Any]:
-    """A record (status, task) as plain JSON data (for --json)."""
-    data: dict[str, Any] = msgspec.to_builtins(record)
-    return data

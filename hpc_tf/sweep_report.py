@@ -58,8 +58,8 @@ def write_hparams(
 ) -> Path:
     """Write (or rewrite) the HParams dashboard's data for a sweep under `tb_root`; returns `tb_root`.
 
-    Each folder gets one new event file, written under a name TensorBoard ignores and then renamed over
-    the event files of an earlier call, so calling again after more trials ended shows each trial once,
+    Each folder gets one new event file, written under a name TensorBoard ignores, then renamed into
+    place and the older event files removed: calling again after more trials ended shows each trial once,
     with its latest state, and a TensorBoard reading meanwhile never sees a half-written session."""
     tb = _tensorboard()
     if goal not in GOALS:

@@ -70,6 +70,34 @@ def prepare_sweep(
     return SweepSubmission(spec, sweep, target, chosen, why, key or "hyperdrive")
 
 
+def metric_warning(spec: EstimatorSpec, sweep: SweepSpec, key: str = "hyperdrive") -> str:
+    """A warning when nothing in source_directory seems to log the primary metric (HyperDrive's users meet
+    this only as "no metric with the primary metric name": the policy never applies, `best` has nothing).
+
+    Looked for: a metric_patterns key, `MetricsLogger` (it logs Keras's own names, val_accuracy, ...), or the
+    name as a string literal in a Python file (the first 500 files of at most 1 MiB)."""
+    name = sweep.primary_metric_name
+    if name in spec.metric_patterns:
+        return ""
+    quoted = (f'"{name}"', f"'{name}'")
+    for count, path in enumerate(Path(spec.source_directory).rglob("*.py")):
+        if count >= 500:
+            return ""
+        try:
+            if path.stat().st_size > 2**20:
+                continue
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        if "MetricsLogger" in text or any(q in text for q in quoted):
+            return ""
+    return (
+        f"{key}.primary_metric_name {name!r} appears in no Python file of source_directory and in no "
+        "metric_patterns key: the trials must log it (hpc_tf.log, hpc_tf.keras.MetricsLogger, or a "
+        "metric_patterns regex) or the policy never applies and `sweep best` finds nothing"
+    )
+
+
 def render_chunk(sub: SweepSubmission, settings: Settings, chunk_index: int, record: SweepRecord) -> str:
     """Array `chunk_index`'s job script, waiting for the array before it (so the throttle holds across them)."""
     chunk = record.chunks[chunk_index]

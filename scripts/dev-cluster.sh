@@ -30,7 +30,7 @@
 # HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817),
 # HPC_TF_CLUSTER_ACCOUNTING (0; 1 = real accounting: MariaDB on 127.0.0.1 + slurmdbd, so `sacct`
 # answers from a database; +~35 s of packages once, +2-3 s per start), HPC_TF_CLUSTER_MAX_ARRAY_SIZE (1001,
-# Slurm's default MaxArraySize).
+# Slurm's default MaxArraySize), HPC_TF_CLUSTER_MAX_JOB_COUNT (10000, Slurm's default MaxJobCount).
 # Must run as root (daemons run as root, SlurmUser=root). No systemd or cgroups needed.
 set -euo pipefail
 
@@ -42,6 +42,7 @@ PORT=${HPC_TF_CLUSTER_PORT:-16817}
 TIMEOUT=${HPC_TF_CLUSTER_TIMEOUT:-60}
 ACCOUNTING=${HPC_TF_CLUSTER_ACCOUNTING:-0}
 MAX_ARRAY_SIZE=${HPC_TF_CLUSTER_MAX_ARRAY_SIZE:-1001}
+MAX_JOB_COUNT=${HPC_TF_CLUSTER_MAX_JOB_COUNT:-10000}
 DB_PORT=$((PORT + 90)); DBD_PORT=$((PORT + 91))
 export SLURM_CONF=$DIR/etc/slurm.conf
 
@@ -172,6 +173,9 @@ JobCompLoc=$DIR/log/jobcomp.log
 MinJobAge=3600
 # Slurm's default; HPC_TF_CLUSTER_MAX_ARRAY_SIZE makes a cluster whose arrays must be split (index < MaxArraySize)
 MaxArraySize=$MAX_ARRAY_SIZE
+# Slurm's default; every array task counts, and ended ones stay for MinJobAge (an hour): a benchmark that
+# submits many 1,000-task arrays runs on its own instance with more (HPC_TF_CLUSTER_MAX_JOB_COUNT)
+MaxJobCount=$MAX_JOB_COUNT
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides

@@ -213,6 +213,7 @@ def test_one_event_file_per_folder(boards: dict[str, TensorBoard]) -> None:
     for board in boards.values():
         tb_root = board.logdir / "tensorboard"
         assert len(list(tb_root.glob("*tfevents*"))) == 1
+        assert not list(tb_root.glob(".writing-*"))  # no partial file left behind
         for trial in make_trials(PLAN):
             assert len(list((tb_root / trial.trial_id).iterdir())) == 1
 

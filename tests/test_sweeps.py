@@ -469,6 +469,32 @@ def test_the_digits_sweep_example_stops_bad_trials_cleanly(slurm: dict, tmp_path
     plots = json.loads(sweep_cli("plot", info["sweep_id"], "--json", runs=runs).stdout)
     for png in plots.values():
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # TensorBoard's HParams dashboard reads the sweep (each trial wrote its session when it ended), over
+    # TensorBoard's own HTTP API, as `tensorboard --logdir <sweep dir>` serves it
+    from tests.test_sweep_report import TensorBoard
+
+    board = TensorBoard(Path(info["sweep_dir"]), "auto", tmp_path / "tensorboard.log")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                groups = {g["name"]: g for g in board.session_groups()["sessionGroups"]}
+                if len(groups) == 6:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "tensorboard.log").read_text()
+            time.sleep(0.5)
+    finally:
+        board.stop()
+    for t in status["trials"]:
+        group = groups[t["trial_id"]]
+        assert group["hparams"]["--batch-size"] == t["hyperparameters"]["--batch-size"]
+        assert group["hparams"]["--learning-rate"] == pytest.approx(t["hyperparameters"]["--learning-rate"])
+        (session,) = group["sessions"]
+        assert session["status"] == ("STATUS_SUCCESS" if t["state"] == "COMPLETED" else "STATUS_UNKNOWN")
+        (value,) = session["metricValues"]
+        assert value["value"] == pytest.approx(t["metric"], rel=1e-6) and value["trainingStep"] == len(t["history"])
 
 
 def test_python_api_hyperdrive_config_submits_a_sweep_run(slurm: dict, tmp_path: Path) -> None:
@@ -494,3 +520,46 @@ def test_python_api_hyperdrive_config_submits_a_sweep_run(slurm: dict, tmp_path:
     assert best is not None and best.run_id.endswith("_0")  # minimize: q=0.1 is best
     assert [r.run_id for r in sweep.get_children()] == [f"{sweep.sweep_id}_0", f"{sweep.sweep_id}_1"]
     assert best.get_metrics("val")["val"][-1]["value"] == pytest.approx(0.1 * (1 - 2.718281828459045 ** (-2 / 3)))
+
+
+def counting_wrappers(tmp_path: Path, names: tuple[str, ...] = ("squeue", "sacct", "scontrol")) -> dict[str, str]:
+    """PATH wrappers that log each call of the real Slurm clients to one file."""
+    bin_dir = tmp_path / "qbin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "queries"
+    for name in names:
+        real = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >> {log}\nexec {real} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HPC_TF_TEST_QUERY_LOG": str(log)}
+
+
+def test_hostile_sampled_values_reach_the_script_as_given_and_status_is_one_query(slurm: dict, tmp_path: Path) -> None:
+    from tests.conftest import HOSTILE
+
+    runs = tmp_path / "runs"
+    values = [v for v in HOSTILE if v and not v.startswith("-")][:8]  # argparse itself refuses `--fixed -x`
+    config = sweep_config(
+        tmp_path,
+        hyperparameter_sampling={"type": "grid", "parameter_space": {"--fixed": {"type": "choice", "values": values}}},
+        max_total_runs=len(values),
+        max_concurrent_runs=4,
+    )
+    info = submit(config, runs)
+    status = wait_sweep(info["sweep_id"], runs)
+    assert status["counts"] == {"COMPLETED": len(values)}
+    for t in status["trials"]:
+        argv = trial_argv(runs, info["sweep_id"], t["index"])
+        assert argv[argv.index("--fixed") + 1] == values[t["index"]]
+    assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
+    # a running sweep's status: one scheduler query for all its trials
+    running = submit(config, runs, "--set", "script_params.--epochs=20", "--set", "script_params.--sleep=0.5")
+    wait_for(lambda: any((runs / "sw").glob(f"{running['sweep_id']}_*/status.json")), 60)
+    # (the dev cluster has no accounting; said here, as a site would in HPC_TF_SLURM_ACCOUNTING, a process
+    # does not first try sacct and learn it from Slurm's answer)
+    env = {**counting_wrappers(tmp_path), "HPC_TF_SLURM_ACCOUNTING": "0"}
+    proc = sweep_cli("status", running["sweep_id"], "--json", runs=runs, env=env)
+    assert proc.returncode == 0, proc.stderr
+    calls = Path(env["HPC_TF_TEST_QUERY_LOG"]).read_text().splitlines()
+    assert len(calls) == 1 and calls[0].startswith("squeue -h -r"), calls
+    assert sweep_cli("cancel", running["sweep_id"], runs=runs).returncode == 0

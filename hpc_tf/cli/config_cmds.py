@@ -76,6 +76,12 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     sweep = est.sweep
     what = f", a {sweep.sampling} sweep of {sweep.trial_count} trials on {sweep.primary_metric_name!r}" if sweep else ""
     print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r}{what})")
+    if sweep is not None:
+        from ..sweep_submit import metric_warning
+
+        warning = metric_warning(est.spec, sweep, est.sweep_key)
+        if warning:
+            print(f"hpc_tf: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -155,10 +161,13 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _submit_sweep(args: argparse.Namespace, settings: Settings, est: Any) -> int:
     """A config with a hyperdrive: block: its trials as Slurm job arrays; prints the sweep id."""
-    from ..sweep_submit import prepare_sweep, submit_sweep
+    from ..sweep_submit import metric_warning, prepare_sweep, submit_sweep
 
     sub = prepare_sweep(est.spec, est.sweep, settings, args.backend, key=est.sweep_key)
     print(f"hpc_tf: backend {sub.backend} ({sub.backend_reason})", file=sys.stderr)
+    warning = metric_warning(est.spec, est.sweep, est.sweep_key)
+    if warning:
+        print(f"hpc_tf: warning: {warning}", file=sys.stderr)
     sweep_dir = submit_sweep(sub, settings)
     record = sweep_dir.read()
     ids = [c.job_id for c in record.chunks if c.job_id]

@@ -34,7 +34,7 @@ class Progress:
             self.last_unreachable = since
 
     def __call__(self, status: RunStatus) -> None:
-        from ..follow import elapsed_seconds
+        from .text import elapsed_seconds
 
         self.unreachable(status)
         state = status.state

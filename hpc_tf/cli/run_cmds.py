@@ -68,7 +68,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> Run:
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     """One scheduler query refreshes every unfinished run listed."""
-    from ..follow import DAMAGED, Watcher, elapsed_seconds, list_runs, status_dict
+    from ..follow import DAMAGED, Watcher, list_runs
+    from .text import elapsed_seconds, status_dict
 
     runs = list_runs(settings, args.experiment)
     statuses = Watcher(settings).refresh(runs)
@@ -121,7 +122,7 @@ def _grouped(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from ..follow import elapsed_seconds, status_dict
+    from .text import elapsed_seconds, status_dict
 
     run = _run(args, settings)
     status = run.status()

@@ -1,8 +1,12 @@
-"""How the CLI writes values: dashes for nothing, H:MM:SS durations, the scheduler-outage line."""
+"""How the CLI writes values: dashes for nothing, H:MM:SS durations, elapsed time, records as JSON data, the
+scheduler-outage line."""
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from ..core.records import RunStatus
@@ -27,3 +31,25 @@ def duration(seconds: float | None) -> str:
         return "-"
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def elapsed_seconds(status: RunStatus) -> float | None:
+    """Start to end (or to now while running)."""
+    start = _parse(status.start_time)
+    if start is None:
+        return None
+    end = _parse(status.end_time) or _dt.datetime.now(_dt.timezone.utc)
+    return max(0.0, (end - start).total_seconds())
+
+
+def _parse(stamp: str | None) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        return None
+
+
+def status_dict(record: msgspec.Struct) -> dict[str, Any]:
+    """A record (status, task) as plain JSON data (for --json)."""
+    data: dict[str, Any] = msgspec.to_builtins(record)
+    return data
