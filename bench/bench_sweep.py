@@ -45,7 +45,8 @@ KNOBS = {
 
 def cluster_env() -> dict[str, str]:
     """Bring up the benchmark's own cluster; its environment (SLURM_CONF, ...) for every case."""
-    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"} | KNOBS
+    # .pyc files as users have them (a session's PYTHONDONTWRITEBYTECODE would compile hpc_tf at every start)
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "PYTHONDONTWRITEBYTECODE")} | KNOBS
     subprocess.run([str(CLUSTER), "up"], check=True, env=env, stdout=subprocess.DEVNULL)
     text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
     for line in text.splitlines():

@@ -563,3 +563,34 @@ def test_hostile_sampled_values_reach_the_script_as_given_and_status_is_one_quer
     calls = Path(env["HPC_TF_TEST_QUERY_LOG"]).read_text().splitlines()
     assert len(calls) == 1 and calls[0].startswith("squeue -h -r"), calls
     assert sweep_cli("cancel", running["sweep_id"], runs=runs).returncode == 0
+
+
+def test_sweep_status_with_the_controller_stopped_changes_no_trial(slurm: dict, tmp_path: Path) -> None:
+    """The scheduler not answering is not "the trials are gone": states stay, the error is said, and the sweep
+    completes once the controller is back (stopped for real with the dev cluster's own verb)."""
+    from tests.test_scheduler_outage import BOUND_SECONDS, cluster
+
+    runs = tmp_path / "runs"
+    config = sweep_config(
+        tmp_path,
+        hyperparameter_sampling={"type": "random", "seed": 2, "parameter_space": {"--q": "uniform(0, 1)"}},
+        max_total_runs=6,
+        max_concurrent_runs=2,
+    )
+    info = submit(config, runs, "--set", "script_params.--epochs=30", "--set", "script_params.--sleep=0.5")
+    first = runs / "sw" / f"{info['sweep_id']}_0" / "status.json"
+    wait_for(lambda: first.exists() and json.loads(first.read_text())["state"] == "RUNNING", 60)
+    cluster("stop-controller")
+    try:
+        start = time.monotonic()
+        proc = sweep_cli("status", info["sweep_id"], "--json", runs=runs)
+        assert time.monotonic() - start < BOUND_SECONDS and proc.returncode == 0, proc.stderr
+        status = json.loads(proc.stdout)
+        assert status["scheduler_error"] and not status["final"] and not status["stopped"]
+        states = {t["index"]: t["state"] for t in status["trials"]}
+        assert states[0] == "RUNNING" and "CANCELLED" not in states.values() and "UNKNOWN" not in states.values()
+        assert "did not answer" in sweep_cli("status", info["sweep_id"], runs=runs).stdout
+    finally:
+        cluster("start-controller")
+    final = wait_sweep(info["sweep_id"], runs, timeout=240)
+    assert final["counts"] == {"COMPLETED": 6}, final["counts"]
