@@ -101,6 +101,19 @@ def encode(record: msgspec.Struct) -> bytes:
     return msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n"
 
 
+def claim_new_dir(parent: Path, what: str) -> Path:
+    """A new directory under `parent` named by a fresh id (a run's or a sweep's): mkdir is the atomic claim."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = parent / new_run_id()
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunError(f"could not create a unique {what} directory under {parent}")
+
+
 class RunDir:
     """Owns every file name of one run (in the spirit of submitit's JobPaths), and its records."""
 
@@ -110,22 +123,13 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: str | Path, experiment: str) -> "RunDir":
         """Make a new, never-shared run directory (mkdir is the atomic claim)."""
-        parent = Path(runs_dir).absolute() / experiment
-        parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            path = parent / new_run_id()
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            run = cls(path)
-            try:
-                write_atomic(run.reserve, b"\0" * RESERVE_BYTES, durable=False)
-            except OSError:
-                run.reserve.unlink(missing_ok=True)
-                raise
-            return run
-        raise RunError(f"could not create a unique run directory under {parent}")
+        run = cls(claim_new_dir(Path(runs_dir).absolute() / experiment, "run"))
+        try:
+            write_atomic(run.reserve, b"\0" * RESERVE_BYTES, durable=False)
+        except OSError:
+            run.reserve.unlink(missing_ok=True)
+            raise
+        return run
 
     # ------------------------------------------------------------------ paths
     @property

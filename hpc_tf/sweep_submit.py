@@ -149,6 +149,9 @@ def new_record(sub: SweepSubmission, sweep_id: str, seed: int, max_array_size: i
 def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
     """Draw the trials, write the sweep directory, sbatch its arrays; return the sweep directory."""
     from .backends.slurm import SlurmBackend
+
+    limits = SlurmBackend(settings).start_array_limits()  # answers while submitit is imported
+
     from .backends.slurm_submit import sbatch
     from .snapshot import copy_snapshot, plan_snapshot
     from .submit import job_environment
@@ -159,14 +162,15 @@ def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
     python, in_job, _ = job_environment(spec, settings)
     seed = sweep.seed if sweep.seed is not None else int.from_bytes(os.urandom(4), "big") % 2**31
     trials = draw_trials(sweep, seed) if sweep.sampling != "bayesian" else []
-    backend = SlurmBackend(settings)
-    size, tasks, _how = backend.array_limits()
+    size, tasks, source = limits()
     try:
         sweep_dir = SweepDir.create(runs_dir, spec.experiment)
     except OSError as exc:
         raise SubmissionError(f"cannot create a sweep directory under {runs_dir}: {exc.strerror or exc}") from None
     record = msgspec.structs.replace(
-        new_record(sub, sweep_dir.sweep_id, seed, size, python), chunks=plan_chunks(sweep.trial_count, size, tasks)
+        new_record(sub, sweep_dir.sweep_id, seed, size, python),
+        chunks=plan_chunks(sweep.trial_count, size, tasks),
+        max_array_size_source=source,
     )
     sweep_dir.logs.mkdir()
     copy_snapshot(snap, sweep_dir.snapshot)
@@ -174,7 +178,7 @@ def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
     write_atomic(sweep_dir.config_yaml, _config_text(sub), SECRET_MODE, durable=False)
     job = job_record(spec, sweep_dir.sweep_id, "slurm", python, in_job)
     sweep_dir.write_job(job)
-    sweep_dir.write(record)
+    sweep_dir.write(record, durable=False)
     for k in range(len(record.chunks)):
         try:
             script = render_chunk(sub, settings, k, record)

@@ -20,10 +20,12 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from .core.records import JobRecord, SweepRecord
 from .core.sweep_plan import trial_run_id
 from .errors import RunError
-from .rundir import SECRET_MODE, RunDir, _locked, _read, encode, new_run_id, write_atomic
+from .rundir import SECRET_MODE, RunDir, _locked, _read, claim_new_dir, encode, write_atomic
 
 LOCK_TIMEOUT_SECONDS = 30.0
 
@@ -37,16 +39,7 @@ class SweepDir:
     @classmethod
     def create(cls, runs_dir: str | Path, experiment: str) -> "SweepDir":
         """A new sweep directory (mkdir is the claim); its id sorts by submit time like a run id."""
-        parent = Path(runs_dir).absolute() / experiment
-        parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            path = parent / new_run_id()
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            return cls(path)
-        raise RunError(f"could not create a unique sweep directory under {parent}")
+        return cls(claim_new_dir(Path(runs_dir).absolute() / experiment, "sweep"))
 
     @property
     def sweep_id(self) -> str:
@@ -92,8 +85,9 @@ class SweepDir:
     def read(self) -> SweepRecord:
         return _read(self.sweep_json, SweepRecord)
 
-    def write(self, record: SweepRecord) -> None:
-        write_atomic(self.sweep_json, encode(record))
+    def write(self, record: SweepRecord, durable: bool = True) -> None:
+        """Durable, but for the first record written before anything is queued (see write_atomic)."""
+        write_atomic(self.sweep_json, encode(record), durable=durable)
 
     def update(self, change: Callable[[SweepRecord], SweepRecord]) -> SweepRecord:
         """Apply one transition (core.sweep_transitions) under the sweep's lock, to the record as it is now."""
@@ -113,8 +107,9 @@ class SweepDir:
 
     def write_trials(self, trials: list[dict[str, Any]]) -> None:
         """trials.jsonl: line i is trial i's hyperparameters (inspectable before anything runs)."""
-        text = "".join(json.dumps({"trial": i, "hyperparameters": t}) + "\n" for i, t in enumerate(trials))
-        write_atomic(self.trials_jsonl, text, durable=False)
+        encode_line = msgspec.json.Encoder().encode
+        data = b"".join(encode_line({"trial": i, "hyperparameters": t}) + b"\n" for i, t in enumerate(trials))
+        write_atomic(self.trials_jsonl, data, durable=False)
 
     def read_trials(self) -> list[dict[str, Any]]:
         """Every pre-drawn trial's hyperparameters, in trial order ([] for bayesian sampling)."""

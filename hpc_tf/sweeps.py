@@ -21,7 +21,7 @@ from .core import transitions
 from .core.records import EARLY_TERMINATED, TERMINAL_STATES, EarlyStop, SweepRecord
 from .core.scheduler import JobState, NoAnswer
 from .early_stop import read_history
-from .errors import RunError
+from .errors import RunError, SubmissionError
 from .follow import Run, read_status_or_damaged
 from .rundir import RunDir, utc_now
 from .settings import Settings
@@ -204,15 +204,25 @@ class SweepRun:
     def cancel(self, why: str = "") -> None:
         """Cancel every array of the sweep (pending and running trials); sweep.json says why."""
         record = self.dir.update(lambda r: st.stopped(r, why or f"cancelled by the user at {utc_now()}"))
-        for job_id in st.submitted_ids(record.chunks):
-            self.backend().cancel(job_id)
+        self._each_array(record, self.backend().cancel)
 
     def throttle(self, max_concurrent_runs: int) -> None:
         """Change how many trials may run at once (Slurm's ArrayTaskThrottle, on each array)."""
-        record = self.record()
-        for job_id in st.submitted_ids(record.chunks):
-            self.backend().throttle(job_id, max_concurrent_runs)
+        self._each_array(self.record(), lambda job_id: self.backend().throttle(job_id, max_concurrent_runs))
         self.dir.update(lambda r: st.throttled(r, max_concurrent_runs))
+
+    def _each_array(self, record: SweepRecord, action: Callable[[str], None]) -> None:
+        """Do `action` to every array of the sweep; an array that already ended may refuse (Slurm: "already
+        finished"), which is an error only when every array refused."""
+        errors = []
+        ids = st.submitted_ids(record.chunks)
+        for job_id in ids:
+            try:
+                action(job_id)
+            except SubmissionError as exc:
+                errors.append(exc)
+        if ids and len(errors) == len(ids):
+            raise errors[0]
 
 
 def _unstarted_state(record: SweepRecord, seen: JobState | None, task: str | None) -> str:

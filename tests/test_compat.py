@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from hpc_tf.core.records import STATUS_SCHEMA
 from hpc_tf.follow import Run
 
 from .conftest import hpc
@@ -19,7 +20,7 @@ def test_the_previous_versions_run_directories_are_listed_followed_and_read(tmp_
     rows = json.loads(hpc("runs", "--runs-dir", str(runs), "--json").stdout)
     assert sorted((r["backend"], r["state"], r["exit_code"]) for r in rows) == [
         ("local", "COMPLETED", 0), ("slurm", "COMPLETED", 0), ("slurm", "FAILED", 3)]
-    assert all(r["final"] and r["schema"] == 2 for r in rows)  # read as today's record, defaults filled in
+    assert all(r["final"] and r["schema"] == STATUS_SCHEMA for r in rows)  # read as today's record, defaults filled in
     for row in rows:
         status = hpc("status", row["run_id"], "--runs-dir", str(runs))
         assert status.returncode == 0 and row["state"] in status.stdout, status.stderr

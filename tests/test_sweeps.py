@@ -594,3 +594,74 @@ def test_sweep_status_with_the_controller_stopped_changes_no_trial(slurm: dict, 
         cluster("start-controller")
     final = wait_sweep(info["sweep_id"], runs, timeout=240)
     assert final["counts"] == {"COMPLETED": 6}, final["counts"]
+
+
+SCRAPED_TRAINER = """
+import argparse, math, time
+p = argparse.ArgumentParser()
+p.add_argument("--q", type=float)
+p.add_argument("--epochs", type=int, default=14)
+a = p.parse_args()
+for k in range(1, a.epochs + 1):
+    time.sleep(0.5)
+    print(f"epoch {k} val={a.q * (1 - math.exp(-k / 3)):.6f}", flush=True)
+print("done", flush=True)
+"""
+
+
+def test_a_policy_on_a_scraped_metric_is_applied_by_the_runtime(slurm: dict, tmp_path: Path) -> None:
+    """A script that only prints: metric_patterns gives the primary metric, the runtime applies the policy and
+    stops the script itself; the trial still ends EARLY_TERMINATED (exit 0), not FAILED."""
+    runs = tmp_path / "runs"
+    project = make_project(tmp_path / "printer", SCRAPED_TRAINER)
+    config = write_config(
+        tmp_path / "scraped.yaml",
+        experiment="sw",
+        source_directory=str(project),
+        entry_script="train.py",
+        metric_patterns={"val": r"val=([0-9.]+)"},
+        hyperdrive={
+            "hyperparameter_sampling": {
+                "type": "grid",
+                "parameter_space": {"--q": {"type": "choice", "values": Q_VALUES}},
+            },
+            "primary_metric_name": "val",
+            "primary_metric_goal": "maximize",
+            "max_total_runs": 4,
+            "policy": {"type": "bandit", "slack_amount": 0.2, "delay_evaluation": 2},
+        },
+    )
+    info = submit(config, runs)
+    status = wait_sweep(info["sweep_id"], runs)
+    states = {t["index"]: t["state"] for t in status["trials"]}
+    assert states[0] == states[1] == "COMPLETED" and states[2] == states[3] == "EARLY_TERMINATED", states
+    for i in (2, 3):
+        trial = Path(status["trials"][i]["run_dir"])
+        assert "done" not in (trial / "logs" / "rank-0.out").read_text()  # stopped by the runtime
+        assert json.loads((trial / "status.json").read_text())["exit_code"] == 0
+    assert json.loads(sweep_cli("recheck", info["sweep_id"], "--json", runs=runs).stdout)["differ"] == []
+
+
+def test_policies_work_with_bayesian_sampling(slurm: dict, tmp_path: Path) -> None:
+    """Azure refuses a policy with Bayesian sampling; here a stopped trial is PRUNED in Optuna."""
+    pytest.importorskip("optuna", reason="hpc_tf[bayesian] is in the test extra: optuna must be installed")
+    import optuna
+
+    runs = tmp_path / "runs"
+    config = sweep_config(
+        tmp_path,
+        hyperparameter_sampling={"type": "bayesian", "seed": 4, "parameter_space": {"--q": "choice(0.05, 1.0)"}},
+        max_total_runs=6,
+        max_concurrent_runs=6,
+        policy={"type": "bandit", "slack_factor": 0.2, "delay_evaluation": 2},
+    )
+    info = submit(config, runs, "--set", "script_params.--epochs=10", "--set", "script_params.--sleep=0.5")
+    status = wait_sweep(info["sweep_id"], runs, timeout=300)
+    by_q = {t["index"]: (t["hyperparameters"]["--q"], t["state"]) for t in status["trials"]}
+    assert all(state == ("COMPLETED" if q == 1.0 else "EARLY_TERMINATED") for q, state in by_q.values()), by_q
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(Path(info["sweep_dir"]) / "optuna.journal"))
+    )
+    trials = optuna.load_study(study_name=info["sweep_id"], storage=storage).trials
+    expected = {"COMPLETED": optuna.trial.TrialState.COMPLETE, "EARLY_TERMINATED": optuna.trial.TrialState.PRUNED}
+    assert sorted(t.state for t in trials) == sorted(expected[s] for _, s in by_q.values())

@@ -133,11 +133,32 @@ class SlurmBackend:
 
     def array_limits(self) -> tuple[int | None, int | None, str]:
         """(MaxArraySize, max_array_tasks, how it was learned) from `scontrol show config`."""
-        text = self._run(["scontrol", "show", "config"])
-        if not text:
-            return None, None, "scontrol show config did not answer: Slurm's default MaxArraySize (1001) assumed"
-        size, tasks = array_limits(text)
-        return size, tasks, "scontrol show config"
+        return self.start_array_limits()()
+
+    def start_array_limits(self) -> Callable[[], tuple[int | None, int | None, str]]:
+        """Ask `scontrol show config` now, read the answer later (the submit path imports submitit meanwhile)."""
+        assumed = "Slurm's default MaxArraySize (1001) assumed"
+        try:
+            proc = subprocess.Popen(
+                ["scontrol", "show", "config"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+        except OSError as exc:
+            said = f"scontrol: {exc.strerror or exc}: {assumed}"
+            return lambda: (None, None, said)
+
+        def answer() -> tuple[int | None, int | None, str]:
+            try:
+                out, _ = proc.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                return None, None, f"scontrol show config did not answer within {self.timeout:g} s: {assumed}"
+            if proc.returncode != 0:
+                return None, None, f"scontrol show config failed: {assumed}"
+            size, tasks = array_limits(out)
+            return size, tasks, "scontrol show config"
+
+        return answer
 
     def throttle(self, job_id: str, limit: int) -> None:
         """Change how many tasks of an array may run at once (0: no limit)."""

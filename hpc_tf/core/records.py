@@ -194,7 +194,8 @@ class SweepRecord(msgspec.Struct, frozen=True, kw_only=True):
     policy: dict[str, Any] | None = None  # PolicySpec as data
     max_concurrent_runs: int | None = None
     max_duration_minutes: int = 10080
-    max_array_size: int | None = None  # the cluster's MaxArraySize when it was split
+    max_array_size: int | None = None  # the cluster's MaxArraySize, as read at submit time
+    max_array_size_source: str = ""  # where it was read, or that Slurm's default was assumed (and why)
     chunks: list[ArrayChunk] = []
     entry: list[str] = []  # the entry script's argv before script_params
     script_params: dict[str, Any] = {}  # the fixed flags (a sampled flag replaces the same one)
