@@ -195,7 +195,7 @@ def _record_end(
     if end.lead:
         # The state stays RUNNING until the scheduler (or the local supervisor) confirms the end:
         # status.json never shows a COMPLETED that Slurm could still turn into FAILED or TIMEOUT.
-        run.transition(lambda s: transitions.lead_exited(s, code, utc_now(), signals))
+        run.transition(lambda s: transitions.lead_exited(s, end.exit_code, utc_now(), signals))
     if end.first_failure:
         _first_failure(run, slot.rank, slot.role, slot.index, ctx.hostname, end.exit_code, end.note)
     if end.lead and job.trial is not None:

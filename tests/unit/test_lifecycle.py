@@ -14,6 +14,17 @@ SERVER_NOTE = "the TensorFlow server ended before the chief"
 
 CASES: list[tuple[str, dict[str, object], TaskEnd]] = [
     # (id, task_end arguments, expected decision)
+    # a sweep trial's rank 0 stopped by the runtime (its policy, on a scraped metric): a clean end, blamed on nobody
+    (
+        "trial-stopped-by-policy:single",
+        dict(rank=0, backend=None, server=False, code=143, stopped=True, signals=[]),
+        TaskEnd(0, lead=True),
+    ),
+    (
+        "trial-stopped-by-policy:multiworker",
+        dict(rank=0, backend="multiworker", server=False, code=143, stopped=True, signals=[]),
+        TaskEnd(0, lead=True, signal_lead_exit=True),
+    ),
     (
         "chief-0:ps",
         dict(rank=0, backend="ps", server=False, code=0, stopped=False, signals=[]),
