@@ -16,7 +16,6 @@ import msgspec
 
 from .core.spec import NAME_RE, EstimatorSpec
 from .errors import ConfigError, Problem
-from .follow import Run
 from .loading import load_config, validate
 from .settings import Settings
 from .targets import Target, resolve_target
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     import submitit
 
     from .core.sweep_spec import SweepSpec
+    from .follow import Run
     from .hyperdrive import HyperDriveConfig
     from .sweeps import SweepRun
 
@@ -96,6 +96,7 @@ class Experiment:
             return self._sweep(config.estimator, config.spec, "hyperdrive", backend)
         if config.sweep is not None:
             return self._sweep(config, config.sweep, config.sweep_key, backend)
+        from .follow import Run
         from .submit import prepare, submit
 
         spec = msgspec.structs.replace(config.spec, experiment=self.name)

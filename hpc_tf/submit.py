@@ -155,13 +155,13 @@ def job_interpreter(spec: EstimatorSpec, settings: Settings) -> tuple[str, EnvRe
     """The entry script's interpreter, and the environment to build for it (None: the base itself).
 
     The environment's interpreter path is known from its key before it is built."""
-    from .environments import conda_missing_message, conda_tool, env_key, env_python, normalise_requirement
-
     base = spec.python or sys.executable
     base = shutil.which(base) or base
     kind = spec.environment_kind
     if kind is None:
         return base, None
+    from .environments import conda_missing_message, conda_tool, env_key, env_python, normalise_requirement
+
     if kind == "conda" and conda_tool() is None:
         if spec.conda_packages and not spec.conda_dependencies_file and has_distributions(base, spec.conda_packages):
             return base, None  # nothing to install: the job's interpreter has every package already
