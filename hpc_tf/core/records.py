@@ -8,7 +8,7 @@ immutable: `status.json` changes only through the named transitions in `core.tra
 Schema history:
   job.json     1: the first typed record (older files have no `schema` field and read the same).
   status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`;
-               3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep).
+               3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`.
   job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters).
   sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
 """
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import msgspec
 
 JOB_SCHEMA = 2
-STATUS_SCHEMA = 3
+STATUS_SCHEMA = 4
 SWEEP_SCHEMA = 1
 TASK_SCHEMA = 1
 
@@ -118,6 +118,19 @@ class EarlyStop(msgspec.Struct, frozen=True, kw_only=True):
     time: str = ""
 
 
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of a run (Slurm restarts a requeued job with the same id): where, when, how it ended."""
+
+    n: int  # 0 for the first; Slurm's SLURM_RESTART_COUNT
+    job_id: str | None = None
+    nodes: list[str] = []
+    start: str | None = None
+    end: str | None = None
+    cause: str = ""  # why it ended early: timeout, preemption, node_failure ("" while running or at the end)
+    checkpoint_step: int | None = None  # the newest complete checkpoint when it ended
+    requeue: str = ""  # what was decided: "requeued after timeout (restart 1)", "max_restarts reached ..."
+
+
 class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     """status.json: what happened to the run, in Slurm's state words.
 
@@ -149,6 +162,7 @@ class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     sweep: str | None = None  # a trial's sweep id
     trial_index: int | None = None
     early_stop: EarlyStop | None = None
+    attempts: list[Attempt] = []
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):

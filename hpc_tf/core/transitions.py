@@ -11,7 +11,7 @@ import datetime as _dt
 
 import msgspec
 
-from .records import EARLY_TERMINATED, LOST, TERMINAL_STATES, EarlyStop, FirstFailure, RunStatus
+from .records import EARLY_TERMINATED, LOST, TERMINAL_STATES, Attempt, EarlyStop, FirstFailure, RunStatus
 from .scheduler import Answer, JobState, NoAnswer, NotKnown
 
 # A job the scheduler does not know, that recorded no end, is declared lost only after this long:
@@ -70,6 +70,7 @@ def started(status: RunStatus, now: str, nodes: list[str], restart_count: int = 
     than recorded is a restart (Slurm requeued the job), recorded so that nobody mistakes it for the first run."""
     if status.final:
         return status
+    status = _replace(status, attempts=_with_attempt(status, now, nodes, restart_count))
     if restart_count > status.restarts:
         return _replace(
             status,
@@ -85,6 +86,28 @@ def started(status: RunStatus, now: str, nodes: list[str], restart_count: int = 
             f"started at {status.start_time} on {','.join(status.nodes) or '?'}",
         )
     return _replace(status, state="RUNNING", start_time=now, nodes=nodes)
+
+
+def _with_attempt(status: RunStatus, now: str, nodes: list[str], restart_count: int) -> list[Attempt]:
+    """The attempts with this start: a new one for a restart Slurm made, else the current one's start."""
+    attempts = list(status.attempts)
+    if not attempts or restart_count > attempts[-1].n:
+        attempts.append(Attempt(n=restart_count, job_id=status.job_id, nodes=nodes, start=now))
+    else:
+        attempts[-1] = _replace(attempts[-1], nodes=nodes, start=now)
+    return attempts
+
+
+def attempt_ended(
+    status: RunStatus, cause: str, checkpoint_step: int | None, decision: str, requeued: bool, now: str
+) -> RunStatus:
+    """The current attempt was ended by `cause` (a warning signal, a preemption): what was decided is recorded;
+    a requeued run is REQUEUED (not final) until Slurm starts its next attempt."""
+    if status.final or not status.attempts:
+        return status
+    last = _replace(status.attempts[-1], end=now, cause=cause, checkpoint_step=checkpoint_step, requeue=decision)
+    changed = _replace(status, attempts=[*status.attempts[:-1], last])
+    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, reason=decision)
 
 
 def lead_exited(status: RunStatus, exit_code: int, now: str, signals: list[str]) -> RunStatus:

@@ -290,14 +290,15 @@ STARTED: list[tuple[str, RunStatus, int, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("status", "restart_count", "changes"), [c[1:] for c in STARTED], ids=[c[0] for c in STARTED])
 def test_started(status: RunStatus, restart_count: int, changes: dict[str, Any]) -> None:
-    assert transitions.started(status, NOW, ["n9"], restart_count) == replace(status, **changes)
+    new = transitions.started(status, NOW, ["n9"], restart_count)
+    assert replace(new, attempts=status.attempts) == replace(status, **changes)  # attempts: test_attempts_*
 
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_a_higher_restart_count_is_a_restart(count: int) -> None:
     """Slurm requeued the job: the previous attempt's end, signals and failure are cleared and the restart noted."""
     new = transitions.started(RESTARTED, NOW, ["n9"], count)
-    assert new == replace(
+    assert replace(new, attempts=[]) == replace(
         RESTARTED,
         state="RUNNING",
         start_time=NOW,
@@ -436,3 +437,21 @@ def test_finalised(status: RunStatus, state: str, code: int | None, reason: str,
 def test_events_after_the_end_change_nothing(change: Any, final: RunStatus) -> None:
     """Only `observed` may revise a LOST verdict; every in-job event after a final status is stale."""
     assert change(final) == final
+
+
+def test_attempts_are_recorded_one_per_start_slurm_made() -> None:
+    """Issue 11: every attempt is kept (job id, nodes, start, end, cause, the decision taken)."""
+    first = transitions.started(QUEUED_FOR_ATTEMPTS, NOW, ["n1"], 0)
+    assert [(a.n, a.nodes, a.start) for a in first.attempts] == [(0, ["n1"], NOW)]
+    again = transitions.started(first, LATER, ["n2"], 0)  # the same attempt's start written again
+    assert [(a.n, a.nodes) for a in again.attempts] == [(0, ["n2"])]
+    ended = transitions.attempt_ended(again, "timeout", 7, "requeued after timeout (restart 1)", True, LATER)
+    assert ended.state == "REQUEUED" and not ended.final
+    assert (ended.attempts[-1].cause, ended.attempts[-1].checkpoint_step) == ("timeout", 7)
+    second = transitions.started(ended, LATER, ["n3"], 1)
+    assert [(a.n, a.cause) for a in second.attempts] == [(0, "timeout"), (1, "")] and second.restarts == 1
+    refused = transitions.attempt_ended(second, "timeout", 7, "max_restarts reached (1 of 1)", False, LATER)
+    assert refused.state == "RUNNING" and refused.reason == "max_restarts reached (1 of 1)"
+
+
+QUEUED_FOR_ATTEMPTS = transitions.queued(transitions.submitted("r", "e", "slurm", NOW), "7")

@@ -1,0 +1,91 @@
+"""Runs that outlive their time limit (issue 11): the Slurm options that ask for a warning signal and a requeue,
+what a warning signal means, and whether another attempt is allowed. Pure: times and counts are passed in.
+
+Causes are hpc_tf's words: `timeout` (the warning came within the lead time of the limit), `preemption` (a
+warning or a SIGTERM long before it: a higher-priority job, or an operator), `node_failure` (Slurm restarted
+the job after a node failed). `max_restarts` caps all causes together (an int) or each cause (a mapping);
+a run also stops after NO_PROGRESS_ATTEMPTS attempts in a row whose newest checkpoint did not advance.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Mapping, Sequence
+
+import msgspec
+
+CAUSES = ("preemption", "timeout", "node_failure")
+SIGNALS = ("USR2", "USR1", "URG", "XCPU", "PWR")  # USR2 by default: NCCL catches USR1 (nccl #704, submitit #1697)
+NO_PROGRESS_ATTEMPTS = 2
+# Slurm may send the --signal warning up to 60 s early, and checks limits about every 30 s (so up to ~30 s late):
+# a warning with less than lead + this much left is the time limit's.
+TIMEOUT_SLACK_SECONDS = 90
+
+
+class RequeueDecision(msgspec.Struct, frozen=True):
+    """Whether a run may take another attempt, and why (recorded either way)."""
+
+    allowed: bool
+    reason: str
+
+
+def requeue_directives(requeue_on: Sequence[str], signal: str, lead_seconds: int) -> list[tuple[str, str | None]]:
+    """#SBATCH options of a run that may be requeued: `--requeue`, and a warning signal to every step's tasks
+    (no `B:`: the batch shell is `exec`ed into srun, and the tasks' runtime handles the signal) when the time limit
+    or a preemption with notice is among the causes."""
+    if not requeue_on:
+        return [("no-requeue", None)]
+    out: list[tuple[str, str | None]] = [("requeue", None)]
+    if "timeout" in requeue_on or "preemption" in requeue_on:
+        out.append(("signal", f"{signal}@{lead_seconds}"))
+    return out
+
+
+def cause_of_warning(seconds_left: float | None, lead_seconds: int) -> str:
+    """A warning signal with the time limit close is the limit's; earlier, or without a limit, a preemption's."""
+    if seconds_left is not None and seconds_left <= lead_seconds + TIMEOUT_SLACK_SECONDS:
+        return "timeout"
+    return "preemption"
+
+
+def restarts_by_cause(causes: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for cause in causes:
+        counts[cause] = counts.get(cause, 0) + 1
+    return counts
+
+
+def decide_requeue(
+    cause: str,
+    requeue_on: Sequence[str],
+    max_restarts: int | Mapping[str, int],
+    past_causes: Sequence[str],
+    checkpoint_steps: Sequence[int | None],
+) -> RequeueDecision:
+    """May the run take another attempt after an attempt ended by `cause`?
+
+    `past_causes`: why each earlier attempt ended (restarts so far); `checkpoint_steps`: the newest checkpoint's
+    step at the end of each attempt, this one last (None: no checkpoint)."""
+    if cause not in requeue_on:
+        return RequeueDecision(False, f"{cause} is not in requeue_on ({', '.join(requeue_on) or 'empty'})")
+    counts = restarts_by_cause(past_causes)
+    if isinstance(max_restarts, int):
+        if len(past_causes) >= max_restarts:
+            return RequeueDecision(False, f"max_restarts reached ({len(past_causes)} of {max_restarts})")
+    elif counts.get(cause, 0) >= max_restarts.get(cause, 0):
+        return RequeueDecision(
+            False, f"max_restarts.{cause} reached ({counts.get(cause, 0)} of {max_restarts.get(cause, 0)})"
+        )
+    if _no_progress(checkpoint_steps):
+        return RequeueDecision(
+            False, f"no progress: the last {NO_PROGRESS_ATTEMPTS} attempts ended without a newer checkpoint"
+        )
+    return RequeueDecision(True, f"requeued after {cause} (restart {len(past_causes) + 1})")
+
+
+def _no_progress(steps: Sequence[int | None]) -> bool:
+    """The last NO_PROGRESS_ATTEMPTS attempts each ended at a checkpoint no newer than the one before them."""
+    if len(steps) < NO_PROGRESS_ATTEMPTS + 1:
+        return False
+    tail = [-1 if step is None else step for step in steps[-(NO_PROGRESS_ATTEMPTS + 1) :]]
+    return all(later <= earlier for earlier, later in pairwise(tail))
