@@ -19,6 +19,8 @@ from .spec import (
     SlurmOptions,
 )
 
+_CAUSES = ("preemption", "timeout", "node_failure")
+
 # Field checks: each returns (sub-key, message) for the first bad entry, or None. They run after the type check.
 
 
@@ -114,6 +116,15 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "mpi_plugin": _pattern(
             re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"
         ),
+        "checkpoint_dir": lambda v: None
+        if v and not v.startswith(("/", "~")) and ".." not in v.split("/")
+        else ("", "expected a relative path inside the run directory (no '..'): each run keeps its own checkpoints"),
+        "max_restarts": lambda v: next(
+            ((k, "expected one of preemption, timeout, node_failure") for k in v if k not in _CAUSES), None
+        )
+        if isinstance(v, dict)
+        else None,
+        "requeue_on": lambda v: next(((f"[{i}]", "given twice") for i, cause in enumerate(v) if cause in v[:i]), None),
         "compute_target": lambda v: None
         if not isinstance(v, str) or NAME_RE.match(v)
         else ("", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),

@@ -13,6 +13,7 @@ import msgspec
 
 from .layout import Slot, managed_role
 from .records import InJobEnvironment, JobRecord
+from .requeue import requeue_directives
 from .spec import EstimatorSpec, ParamValue, SlurmOptions
 
 # Paths inside the run directory that the job script refers to. The script runs with the run
@@ -83,7 +84,9 @@ def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[
         ("nodes", str(spec.node_count)),
         *task_layout(spec),
     ]
-    if not _asks_requeue(options):
+    if spec.requeue_on:
+        layout += requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds)
+    elif not _asks_requeue(options):
         layout.append(("no-requeue", None))
     return layout + slurm_options(spec, options)
 
@@ -112,8 +115,9 @@ def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str,
     """
     params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
     extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
-    if not _asks_requeue(options):
-        extra["no_requeue"] = True
+    if spec.requeue_on or not _asks_requeue(options):
+        requeue = requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds)
+        extra.update({name.replace("-", "_"): True if value is None else value for name, value in requeue})
     extra.update(
         {name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)}
     )

@@ -151,6 +151,16 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
                     source=source,
                 )
             )
+    target = given.get("compute_target")
+    if spec.requeue_on and isinstance(target, Mapping) and "requeue" in target.get("additional_parameters", {}):
+        problems.append(
+            Problem(
+                "requeue_on + compute_target.additional_parameters.requeue",
+                "give one: requeue_on says which causes requeue the run (and records each attempt)",
+                spec.requeue_on,
+                source=source,
+            )
+        )
     if backend is None and spec.slot_count > 1:
         key = "node_count" if spec.node_count > 1 else "process_count_per_node"
         problems.append(

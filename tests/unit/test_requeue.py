@@ -80,3 +80,48 @@ def test_decide_requeue(
 ) -> None:
     decision = decide_requeue(cause, requeue_on, limit, past, steps)  # type: ignore[arg-type]
     assert decision.allowed is allowed and words in decision.reason, decision
+
+
+def _spec(tmp_path, **keys):  # type: ignore[no-untyped-def]
+    from hpc_tf.loading import validate
+
+    (tmp_path / "train.py").write_text("pass\n")
+    return validate({"source_directory": str(tmp_path), "entry_script": "train.py", **keys}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("keys", "key"),
+    [
+        ({"checkpoint_dir": "../elsewhere"}, "checkpoint_dir"),
+        ({"checkpoint_dir": "/abs"}, "checkpoint_dir"),
+        ({"requeue_on": ["timeout", "timeout"]}, "requeue_on[1]"),
+        ({"requeue_on": ["sometimes"]}, "requeue_on"),
+        ({"max_restarts": {"weather": 2}}, "max_restarts.weather"),
+        ({"max_restarts": -1}, "max_restarts"),
+        ({"checkpoint_signal": "KILL"}, "checkpoint_signal"),
+        ({"checkpoint_lead_seconds": 5}, "checkpoint_lead_seconds"),
+        (
+            {"requeue_on": ["timeout"], "compute_target": {"additional_parameters": {"requeue": True}}},
+            "requeue_on + compute_target.additional_parameters.requeue",
+        ),
+    ],
+)
+def test_bad_requeue_keys_are_named(tmp_path, keys: dict, key: str) -> None:  # type: ignore[no-untyped-def]
+    from hpc_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _spec(tmp_path, **keys)
+    assert key in [p.key for p in info.value.problems], info.value
+
+
+def test_the_job_script_and_the_executor_ask_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hpc_tf.core.plan import executor_parameters, sbatch_directives
+    from hpc_tf.core.spec import SlurmOptions
+
+    spec = _spec(tmp_path, requeue_on=["timeout"], checkpoint_lead_seconds=60)
+    directives = dict(sbatch_directives(spec, SlurmOptions()))
+    assert "no-requeue" not in directives and directives["requeue"] is None and directives["signal"] == "USR2@60"
+    extra = executor_parameters(spec, SlurmOptions())["additional_parameters"]
+    assert extra["requeue"] is True and extra["signal"] == "USR2@60" and "no_requeue" not in extra
+    plain = executor_parameters(_spec(tmp_path), SlurmOptions())["additional_parameters"]
+    assert plain["no_requeue"] is True and "signal" not in plain
