@@ -37,3 +37,28 @@ class MetricsLogger(tf.keras.callbacks.Callback):
             for name, value in (logs or {}).items():
                 log(f"batch_{name}", value, step=self._batch)  # batch_ names are never a sweep's primary metric
         self._batch += 1
+
+
+class Checkpointing(tf.keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore in the run's checkpoint folder (`HPC_TF_CHECKPOINT_DIR/keras`), kept across attempts,
+    two deep (a save torn by a kill falls back to the previous one). When Slurm's warning comes (`requeue_on`), it
+    saves at the batch it is at and ends the script with `hpc_tf.checkpoint.REQUEUE_ME`; the next attempt resumes at
+    that epoch (the partial epoch is redone, never skipped). Single worker, Keras 3 (issue 11, work in progress)."""
+
+    def __init__(self, save_freq: str | int = "epoch") -> None:
+        from . import checkpoint
+
+        super().__init__(
+            backup_dir=str(checkpoint.directory() / "keras"),
+            save_freq=save_freq,
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        )
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        from . import checkpoint
+
+        super().on_train_batch_end(batch, logs)
+        if checkpoint.requested():
+            self._save_model()
+            raise SystemExit(checkpoint.REQUEUE_ME)

@@ -162,6 +162,10 @@ class RunDir:
     _lock_path = property(lambda self: self.path / ".status.lock")
     reserve = property(lambda self: self.path / ".reserve")
 
+    def checkpoint_request(self, attempt: int) -> Path:
+        """Written by rank 0's runtime on Slurm's warning signal: the script should save (one file per attempt)."""
+        return self.tasks_dir / f"checkpoint-request-{attempt}"
+
     def rank_out(self, rank: int) -> Path:
         return self.logs / f"rank-{rank}.out"
 

@@ -13,7 +13,7 @@ import msgspec
 
 from .layout import Slot, managed_role
 from .records import InJobEnvironment, JobRecord
-from .requeue import requeue_directives
+from .requeue import checkpointing, requeue_directives
 from .spec import EstimatorSpec, ParamValue, SlurmOptions
 
 # Paths inside the run directory that the job script refers to. The script runs with the run
@@ -265,6 +265,7 @@ def job_record(
         evaluator=spec.evaluator,
         use_gpu=spec.use_gpu,
         max_run_duration_seconds=spec.max_run_duration_seconds,
+        checkpointing=checkpointing(spec),
     )
 
 

@@ -9,7 +9,7 @@ Schema history:
   job.json     1: the first typed record (older files have no `schema` field and read the same).
   status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`;
                3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`.
-  job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters).
+  job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`.
   sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
-JOB_SCHEMA = 2
+JOB_SCHEMA = 3
 STATUS_SCHEMA = 4
 SWEEP_SCHEMA = 1
 TASK_SCHEMA = 1
@@ -68,6 +68,16 @@ class TrialInfo(msgspec.Struct, frozen=True, kw_only=True):
     optuna_trial: int | None = None  # bayesian sampling: the Optuna trial number
 
 
+class Checkpointing(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run does about its time limit (issue 11): where checkpoints go, the warning signal, requeue limits."""
+
+    checkpoint_dir: str = "checkpoints"  # relative to the run directory
+    requeue_on: tuple[str, ...] = ()
+    max_restarts: int | dict[str, int] = 3
+    signal: str = "USR2"
+    lead_seconds: int = 120
+
+
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     """job.json: everything the in-job runtime needs, so no value passes through the job script."""
 
@@ -90,6 +100,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     environment: InJobEnvironment | None = None
     requeue: bool = False
     trial: TrialInfo | None = None
+    checkpointing: Checkpointing = Checkpointing()
 
 
 class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):

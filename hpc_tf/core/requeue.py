@@ -14,12 +14,26 @@ from typing import Mapping, Sequence
 
 import msgspec
 
+from .records import Checkpointing
+from .spec import EstimatorSpec
+
 CAUSES = ("preemption", "timeout", "node_failure")
 SIGNALS = ("USR2", "USR1", "URG", "XCPU", "PWR")  # USR2 by default: NCCL catches USR1 (nccl #704, submitit #1697)
 NO_PROGRESS_ATTEMPTS = 2
 # Slurm may send the --signal warning up to 60 s early, and checks limits about every 30 s (so up to ~30 s late):
 # a warning with less than lead + this much left is the time limit's.
 TIMEOUT_SLACK_SECONDS = 90
+
+
+def checkpointing(spec: EstimatorSpec) -> Checkpointing:
+    """job.json's part about the time limit: what the in-job runtime needs to checkpoint and requeue."""
+    return Checkpointing(
+        checkpoint_dir=spec.checkpoint_dir,
+        requeue_on=tuple(spec.requeue_on),
+        max_restarts=spec.max_restarts,
+        signal=spec.checkpoint_signal,
+        lead_seconds=spec.checkpoint_lead_seconds,
+    )
 
 
 class RequeueDecision(msgspec.Struct, frozen=True):

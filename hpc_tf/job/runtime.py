@@ -27,6 +27,7 @@ from ..errors import HpcTfError
 from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext, TaskSetupError
+from .requeue import Requeuer, checkpoint_environment, ignore_in_child
 from .supervise import supervise
 from .trial import open_trial, trial_ended, trial_environment
 from .watch import stop_condition
@@ -154,6 +155,7 @@ def run_task(run_dir: str | Path) -> int:
         env = child_environment(os.environ, job, run, ctx.rank)
         env.update(task_environment(job, slots, slot, env))
         env.update(trial_environment(job))
+        env.update(checkpoint_environment(run, job, ctx.restart_count))
         check_packages(job, env)
     except TaskSetupError as exc:
         return _setup_failed(run, ctx, hostname, str(exc))
@@ -177,7 +179,20 @@ def run_task(run_dir: str | Path) -> int:
 
     under_mpirun = "OMPI_COMM_WORLD_RANK" in os.environ
     stop_when = stop_condition(run, job, slot.rank)
-    code, stopped, signals = supervise(run, slot.rank, task_argv(job, slot), env, stop_when, started, under_mpirun)
+    requeuer = Requeuer(run, job, ctx, os.environ) if slot.rank == 0 and job.checkpointing.requeue_on else None
+    code, stopped, signals = supervise(
+        run,
+        slot.rank,
+        task_argv(job, slot),
+        env,
+        stop_when,
+        started,
+        under_mpirun,
+        requeuer.on_signal if requeuer else None,
+        ignore_in_child(job),
+    )
+    if requeuer is not None:
+        code = requeuer.after_exit(code)
     run.write_task(
         msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
     )

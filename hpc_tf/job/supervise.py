@@ -44,6 +44,8 @@ def supervise(
     stop_when: Callable[[], bool] | None,
     started: Callable[[int], None],
     forward_signals: bool = False,
+    on_signal: Callable[[int], None] | None = None,
+    ignore_in_child: tuple[int, ...] = (),
 ) -> tuple[int, bool, list[str]]:
     """Run the task's process to its end; with `stop_when`, asked every POLL_SECONDS, stop it once that says
     so (the lead, rank 0, has ended; a sweep's policy stopped the trial).
@@ -57,15 +59,28 @@ def supervise(
 
     def note_signal(signum: int, _frame: object) -> None:
         received.append(signal.Signals(signum).name)
+        if on_signal is not None:
+            on_signal(signum)
         if forward_signals and child and child[0].poll() is None:
             child[0].send_signal(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, *ignore_in_child}:
         signal.signal(sig, note_signal)
+
+    def child_setup() -> None:  # the disposition SIG_IGN survives exec: the script is not killed by the warning
+        for sig in ignore_in_child:
+            signal.signal(sig, signal.SIG_IGN)
+
     with open(run.rank_out(rank), "ab") as out, open(run.rank_err(rank), "ab") as err:
         try:
             proc = subprocess.Popen(
-                command, cwd=working_dir(run, rank), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+                command,
+                cwd=working_dir(run, rank),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                preexec_fn=child_setup if ignore_in_child else None,  # noqa: PLW1509 - signal dispositions only
             )
         except OSError as exc:
             err.write(f"hpc_tf: cannot start {command[0]}: {exc}\n".encode())

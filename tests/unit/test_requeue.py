@@ -125,3 +125,34 @@ def test_the_job_script_and_the_executor_ask_the_same(tmp_path) -> None:  # type
     assert extra["requeue"] is True and extra["signal"] == "USR2@60" and "no_requeue" not in extra
     plain = executor_parameters(_spec(tmp_path), SlurmOptions())["additional_parameters"]
     assert plain["no_requeue"] is True and "signal" not in plain
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("59", 59),
+        ("1:05", 65),
+        ("2:00:01", 7201),
+        ("1-00:00:00", 86400),
+        ("UNLIMITED", None),
+        ("INVALID", None),
+        ("", None),
+    ],
+)
+def test_time_left(text: str, seconds: int | None) -> None:
+    from hpc_tf.job.requeue import parse_time_left
+
+    assert parse_time_left(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SLURM_JOB_ID": "12"}, "12"),
+        ({"SLURM_JOB_ID": "14", "SLURM_ARRAY_JOB_ID": "9", "SLURM_ARRAY_TASK_ID": "3"}, "9_3"),
+    ],
+)
+def test_requeue_the_array_task_alone(env: dict, expected: str) -> None:
+    from hpc_tf.job.requeue import requeue_id
+
+    assert requeue_id(env) == expected

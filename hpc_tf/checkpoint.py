@@ -1,0 +1,40 @@
+"""For training scripts whose runs may outlive their time limit (issue 11, work in progress).
+
+    import hpc_tf.checkpoint as ckpt
+    state = load(ckpt.directory())           # resume from the newest complete checkpoint, if any
+    for step in ...:
+        train_step()
+        if ckpt.requested():                 # Slurm's warning came: save, then ask to be requeued
+            save(ckpt.directory()); ckpt.exit()
+
+Nothing here imports TensorFlow; `hpc_tf.keras` has the Keras callback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def directory() -> Path:
+    """This run's checkpoint folder (the same in every attempt); ./checkpoints outside an hpc_tf run."""
+    return Path(os.environ.get("HPC_TF_CHECKPOINT_DIR", "checkpoints"))
+
+
+def requested() -> bool:
+    """Whether this attempt was asked to save and stop (a stat: cheap enough to ask every step)."""
+    path = os.environ.get("HPC_TF_CHECKPOINT_REQUEST", "")
+    return bool(path) and os.path.exists(path)
+
+
+def restart_count() -> int:
+    """0 for the first attempt, then Slurm's SLURM_RESTART_COUNT."""
+    return int(os.environ.get("HPC_TF_RESTART_COUNT") or 0)
+
+
+REQUEUE_ME = 75  # EX_TEMPFAIL: "saved; run me again" (any other exit code is the script's own end)
+
+
+def exit() -> None:
+    """End the script with REQUEUE_ME after saving: hpc_tf requeues the run if its requeue_on and max_restarts allow."""
+    raise SystemExit(REQUEUE_ME)
