@@ -107,7 +107,7 @@ def attempt_ended(
         return status
     last = _replace(status.attempts[-1], end=now, cause=cause, checkpoint_step=checkpoint_step, requeue=decision)
     changed = _replace(status, attempts=[*status.attempts[:-1], last])
-    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, reason=decision)
+    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, message=f"not requeued: {decision}")
 
 
 def lead_exited(status: RunStatus, exit_code: int, now: str, signals: list[str]) -> RunStatus:

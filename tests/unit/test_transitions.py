@@ -451,7 +451,7 @@ def test_attempts_are_recorded_one_per_start_slurm_made() -> None:
     second = transitions.started(ended, LATER, ["n3"], 1)
     assert [(a.n, a.cause) for a in second.attempts] == [(0, "timeout"), (1, "")] and second.restarts == 1
     refused = transitions.attempt_ended(second, "timeout", 7, "max_restarts reached (1 of 1)", False, LATER)
-    assert refused.state == "RUNNING" and refused.reason == "max_restarts reached (1 of 1)"
+    assert refused.state == "RUNNING" and refused.message == "not requeued: max_restarts reached (1 of 1)"
 
 
 QUEUED_FOR_ATTEMPTS = transitions.queued(transitions.submitted("r", "e", "slurm", NOW), "7")
