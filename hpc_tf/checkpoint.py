@@ -32,6 +32,19 @@ def restart_count() -> int:
     return int(os.environ.get("HPC_TF_RESTART_COUNT") or 0)
 
 
+PROGRESS_FILE = ".hpc_tf-progress"  # in the checkpoint folder: the step of the newest complete save
+
+
+def saved(step: int) -> None:
+    """Say how far the newest complete checkpoint is (a step that grows): a run whose attempts stop advancing is
+    not requeued forever. Without it, hpc_tf takes any newer file in the checkpoint folder as progress."""
+    folder = directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{PROGRESS_FILE}.{os.getpid()}"
+    tmp.write_text(f'{{"step": {int(step)}}}\n')
+    os.replace(tmp, folder / PROGRESS_FILE)
+
+
 REQUEUE_ME = 75  # EX_TEMPFAIL: "saved; run me again" (any other exit code is the script's own end)
 
 

@@ -61,4 +61,12 @@ class Checkpointing(tf.keras.callbacks.BackupAndRestore):
         super().on_train_batch_end(batch, logs)
         if checkpoint.requested():
             self._save_model()
+            checkpoint.saved(self._current_epoch * 1_000_000 + batch + 1)
             raise SystemExit(checkpoint.REQUEUE_ME)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from . import checkpoint
+
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq == "epoch":
+            checkpoint.saved(self._current_epoch * 1_000_000)

@@ -87,3 +87,56 @@ def test_without_requeue_on_nothing_is_requeued(slurm: dict, tmp_path: Path) -> 
     hpc("wait", str(run_dir), timeout=120)
     assert read_status(run_dir)["state"] == "COMPLETED" and read_status(run_dir)["attempts"][0]["n"] == 0
     time.sleep(0)
+
+
+KERAS = """
+import os, time
+import numpy as np
+import tensorflow as tf
+import hpc_tf
+from hpc_tf.keras import Checkpointing, MetricsLogger
+
+class Slow(tf.keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.3)
+
+x = np.random.default_rng(0).normal(size=(320, 8)).astype("float32")
+y = (x.sum(axis=1) > 0).astype("float32")
+model = tf.keras.Sequential([tf.keras.Input(shape=(8,)), tf.keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+model.fit(x, y, batch_size=32, epochs=24, verbose=0, callbacks=[Checkpointing(), MetricsLogger(), Slow()])
+os.makedirs("outputs", exist_ok=True)
+model.save_weights("outputs/final.weights.h5")
+"""
+
+
+@pytest.mark.tf
+def test_a_keras_training_longer_than_its_time_limit_finishes(slurm: dict, tmp_path: Path) -> None:
+    """A 1-minute limit, ~75 s of training (24 epochs of 10 batches of 0.3 s): Slurm's own warning before the limit,
+    a save at that batch, a requeue; the run completes in the same run directory with every epoch trained."""
+    project = make_project(tmp_path / "keras", KERAS)
+    config = write_config(
+        tmp_path / "k.yaml",
+        experiment="rq",
+        source_directory=str(project),
+        entry_script="train.py",
+        requeue_on=["timeout"],
+        max_restarts=8,
+        checkpoint_lead_seconds=40,
+        compute_target={"time": "1"},
+    )
+    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    hpc("wait", str(run_dir), timeout=900)
+    status = read_status(run_dir)
+    assert status["state"] == "COMPLETED", status
+    assert status["restarts"] >= 1 and all(a["cause"] == "timeout" for a in status["attempts"][:-1])
+    epochs = [
+        json.loads(line)["step"]
+        for line in (run_dir / "metrics" / "rank-0.jsonl").read_text().splitlines()
+        if json.loads(line)["name"] == "loss"
+    ]
+    assert sorted(set(epochs)) == list(range(24))  # every epoch trained
+    assert max(epochs.count(e) for e in set(epochs)) <= 2  # an interrupted epoch is redone once, never more
+    assert (run_dir / "outputs" / "final.weights.h5").exists()

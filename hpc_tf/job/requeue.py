@@ -13,11 +13,13 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import Mapping
 
+from ..checkpoint import PROGRESS_FILE
 from ..core import transitions
 from ..core.records import JobRecord, RunStatus
-from ..core.requeue import RequeueDecision, cause_of_warning, decide_requeue
+from ..core.requeue import cause_of_warning, decide_requeue
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext
 
@@ -76,39 +78,49 @@ class Requeuer:
     def __init__(self, run: RunDir, job: JobRecord, ctx: TaskContext, env: Mapping[str, str]) -> None:
         self.run, self.job, self.ctx = run, job, ctx
         self.job_id = requeue_id(env)
-        self.decision: RequeueDecision | None = None
-        self.cause = ""
+        self.cause = ""  # set by the warning
 
     def on_signal(self, signum: int) -> None:
-        """The warning: decide once, write the request every rank's script sees. A SIGTERM is not ours to act on:
+        """The warning: write the request every rank's script sees (once). A SIGTERM is not ours to act on:
         `scancel` sends one too, and a preemption is requeued by Slurm itself (PreemptMode=REQUEUE, --requeue)."""
-        if self.decision is not None or signum != checkpoint_signal(self.job):
+        if self.cause or signum != checkpoint_signal(self.job):
             return
         self.cause = cause_of_warning(seconds_left(self.job_id), self.job.checkpointing.lead_seconds)
-        status = self.run.read_status()
-        past = [a.cause for a in status.attempts[:-1]]
-        steps = [a.checkpoint_step for a in status.attempts[:-1]] + [None]
-        c = self.job.checkpointing
-        self.decision = decide_requeue(self.cause, c.requeue_on, c.max_restarts, past, steps)
         self.run.tasks_dir.mkdir(exist_ok=True)
-        request = {"cause": self.cause, "requeue": self.decision.allowed, "reason": self.decision.reason}
-        write_atomic(self.run.checkpoint_request(self.ctx.restart_count), json.dumps({**request, "time": utc_now()}))
+        request = {"cause": self.cause, "time": utc_now()}
+        write_atomic(self.run.checkpoint_request(self.ctx.restart_count), json.dumps(request))
 
     def after_exit(self, code: int) -> int:
         """After the script's exit: a script that saved and exited with EX_TEMPFAIL (75, `hpc_tf.checkpoint.exit()`)
-        is requeued when the decision allows it (the SIGTERM that follows is ours); refused, the run ends with 75
+        is requeued when `decide_requeue` allows it (the SIGTERM that follows is ours); refused, the run ends with 75
         and the reason. Any other exit is the script's own end: nothing is requeued."""
-        if self.decision is None or code != EX_TEMPFAIL:
+        if not self.cause or code != EX_TEMPFAIL:
             return code
-        decision = self.decision
+        status = self.run.read_status()
+        step = checkpoint_progress(self.run.path / self.job.checkpointing.checkpoint_dir)
+        past = [a.cause for a in status.attempts[:-1]]
+        steps = [a.checkpoint_step for a in status.attempts[:-1]] + [step]
+        c = self.job.checkpointing
+        decision = decide_requeue(self.cause, c.requeue_on, c.max_restarts, past, steps)
 
         def ended(s: RunStatus) -> RunStatus:
-            return transitions.attempt_ended(s, self.cause, None, decision.reason, decision.allowed, utc_now())
+            return transitions.attempt_ended(s, self.cause, step, decision.reason, decision.allowed, utc_now())
 
         self.run.transition(ended)
         if decision.allowed:
             subprocess.run(["scontrol", "requeue", self.job_id], capture_output=True, timeout=QUERY_SECONDS * 2)
         return code
+
+
+def checkpoint_progress(folder: Path) -> int | None:
+    """How far the newest checkpoint is: the step a helper recorded (`hpc_tf.checkpoint.saved`), else the newest
+    file's modification time in ns (any save counts as progress); None when nothing was ever saved."""
+    try:
+        return int(json.loads((folder / PROGRESS_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    times = [p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return max(times) if times else None
 
 
 def ignore_in_child(job: JobRecord) -> tuple[int, ...]:
