@@ -161,6 +161,16 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
                 source=source,
             )
         )
+    if spec.requeue_on and (backend is not None or spec.slot_count > 1):
+        problems.append(
+            Problem(
+                "requeue_on",
+                "works for single-process runs so far: distributed runs (every rank saving at the same step) "
+                "are not supported yet",
+                spec.requeue_on,
+                source=source,
+            )
+        )
     if backend is None and spec.slot_count > 1:
         key = "node_count" if spec.node_count > 1 else "process_count_per_node"
         problems.append(
