@@ -166,6 +166,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{'first failure':13} rank {f.rank} ({f.role} {f.index}) on {f.host}: exit {f.exit_code}"
             + (f" ({f.note})" if f.note else "")
         )
+    if len(status.attempts) > 1 or any(a.cause for a in status.attempts):
+        print("attempts:")
+        for a in status.attempts:
+            end = f" - {a.end}" if a.end else ""
+            why = f": {a.cause}, {a.requeue}" if a.cause else ""
+            print(f"  {a.n:<3} job {a.job_id or '-'} on {','.join(a.nodes) or '?'} {a.start or '-'}{end}{why}")
     if tasks:
         print("tasks:")
         for t in tasks:
