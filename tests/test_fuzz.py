@@ -534,6 +534,11 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "launcher_args": STR_LIST,
     "ps_mode": field(names("managed", "script")),
     "evaluator": BOOL,
+    "checkpoint_dir": field(names("checkpoints", "ckpt/a", "../x", "/abs", "", "~", "a/../b")),
+    "requeue_on": field(st.lists(names("timeout", "preemption", "node_failure", "TIMEOUT", ""), max_size=3)),
+    "max_restarts": field(INTS, st.dictionaries(names("timeout", "preemption", "weather", ""), INTS, max_size=2)),
+    "checkpoint_signal": field(names("USR2", "USR1", "URG", "KILL", "usr2", "")),
+    "checkpoint_lead_seconds": INT,
 }
 assert set(FIELD_VALUES) == set(EST_FIELDS), set(EST_FIELDS) ^ set(FIELD_VALUES)
 assert set(SLURM_VALUES) == set(SLURM_FIELDS), set(SLURM_FIELDS) ^ set(SLURM_VALUES)
