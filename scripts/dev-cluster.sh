@@ -276,7 +276,9 @@ up() {
   down >/dev/null 2>&1 || true
   mkdir -p "$DIR"/{etc,log,run,state,spool,tmp,dev,bin,munge}
   chmod 755 "$DIR"; chmod 711 "$DIR/munge"
-  rm -rf "${DIR:?}"/state/* "${DIR:?}"/spool/* "$DIR/log/jobcomp.log"  # job ids restart at 1: no old records
+  # job ids restart at 1: no old records, and no old per-node TmpFS (PMIx's spmix_appdir_<uid>_<job>.<step>
+  # of an earlier "job 1" would make the new job 1's first step fail: "Cannot create directory ... File exists")
+  rm -rf "${DIR:?}"/state/* "${DIR:?}"/spool/* "${DIR:?}"/tmp/* "$DIR/log/jobcomp.log"
   local n
   for n in $(node_names); do mkdir -p "$DIR/spool/$n" "$DIR/tmp/$n"; done
   echo "$(node_names)" > "$DIR/run/nodes"
