@@ -126,7 +126,15 @@ def first_script(sub: SweepSubmission, settings: Settings) -> str:
     return render_chunk(sub, settings, 0, record)
 
 
-def new_record(sub: SweepSubmission, sweep_id: str, seed: int, max_array_size: int | None, python: str) -> SweepRecord:
+def new_record(
+    sub: SweepSubmission,
+    sweep_id: str,
+    seed: int,
+    max_array_size: int | None,
+    python: str,
+    max_array_tasks: int | None = None,
+    source: str = "",
+) -> SweepRecord:
     sweep = sub.sweep
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     return SweepRecord(
@@ -143,7 +151,8 @@ def new_record(sub: SweepSubmission, sweep_id: str, seed: int, max_array_size: i
         max_concurrent_runs=sweep.max_concurrent_runs,
         max_duration_minutes=sweep.max_duration_minutes,
         max_array_size=max_array_size,
-        chunks=plan_chunks(sweep.trial_count, max_array_size),
+        max_array_size_source=source,
+        chunks=plan_chunks(sweep.trial_count, max_array_size, max_array_tasks),
         entry=entry_only(sub.spec, python) if python else [],
         script_params=dict(sub.spec.script_params),
         submit_time=now.isoformat(),
@@ -172,11 +181,7 @@ def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
         sweep_dir = SweepDir.create(runs_dir, spec.experiment)
     except OSError as exc:
         raise SubmissionError(f"cannot create a sweep directory under {runs_dir}: {exc.strerror or exc}") from None
-    record = msgspec.structs.replace(
-        new_record(sub, sweep_dir.sweep_id, seed, size, python),
-        chunks=plan_chunks(sweep.trial_count, size, tasks),
-        max_array_size_source=source,
-    )
+    record = new_record(sub, sweep_dir.sweep_id, seed, size, python, tasks, source)
     sweep_dir.logs.mkdir()
     copy_snapshot(snap, sweep_dir.snapshot)
     sweep_dir.write_trials(trials)

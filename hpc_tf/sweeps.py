@@ -98,7 +98,8 @@ class SweepRun:
     def status(self) -> SweepStatus:
         """Every trial's state, from one scheduler query (none once every trial is final)."""
         record = self.record()
-        views = self._views(record, self._ask(record))
+        runs = self.dir.trial_dirs()  # listed once: the query and the views share it
+        views = self._views(record, self._ask(record, runs), runs)
         if record.sampling == "bayesian":
             self._fail_stale_optuna_trials(record, views)
         late = not record.stopped and st.past_deadline(record, _dt.datetime.now(_dt.timezone.utc))
@@ -118,11 +119,12 @@ class SweepRun:
         final = {v.index for v in views if v.final}
         fail_stale(self.dir.path, record.sweep_id, lambda index: index in final)
 
-    def _ask(self, record: SweepRecord) -> dict[str, JobState]:
+    def _ask(self, record: SweepRecord, runs: list[RunDir]) -> dict[str, JobState]:
+        """One query for every task of the sweep's arrays; none once every trial started and ended."""
         self._error = ""
         ids = st.submitted_ids(record.chunks)
-        pending = [p for p in self.dir.trial_dirs() if not read_status_or_damaged(p).final]
-        if not ids or (self._all_started(record) and not pending):
+        every_trial_ended = len(runs) >= record.trial_count and all(read_status_or_damaged(r).final for r in runs)
+        if not ids or every_trial_ended:
             return {}
         answer = self.backend().array_tasks(ids)
         if isinstance(answer, NoAnswer):
@@ -131,11 +133,8 @@ class SweepRun:
         found: dict[str, JobState] = answer
         return found
 
-    def _all_started(self, record: SweepRecord) -> bool:
-        return len(self.dir.trial_dirs()) >= record.trial_count
-
-    def _views(self, record: SweepRecord, tasks: dict[str, JobState]) -> list[TrialView]:
-        dirs = {int(run.run_id.rsplit("_", 1)[1]): run for run in self.dir.trial_dirs()}
+    def _views(self, record: SweepRecord, tasks: dict[str, JobState], runs: list[RunDir]) -> list[TrialView]:
+        dirs = {int(run.run_id.rsplit("_", 1)[1]): run for run in runs}
         return [self._view(record, i, dirs.get(i), tasks) for i in range(record.trial_count)]
 
     def _view(self, record: SweepRecord, index: int, run: RunDir | None, tasks: dict[str, JobState]) -> TrialView:

@@ -37,6 +37,7 @@ from typing import Callable, Mapping, Sequence
 
 import msgspec
 
+from .sweep_fields import as_float
 from .sweep_spec import GOALS, PolicySpec
 
 History = list[float | None]  # maximize-space values, None where not a finite number
@@ -92,17 +93,7 @@ def decide(
 
 
 def _signed(history: Sequence[object], sign: float) -> History:
-    return [None if (x := _finite(v)) is None else sign * x for v in history]
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+    return [None if (x := as_float(v)) is None else sign * x for v in history]
 
 
 def _raw(sign: float, value: float | None) -> float | None:
