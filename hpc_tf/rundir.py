@@ -9,7 +9,7 @@ Layout:
   outputs/         what the entry script wrote to ./outputs (rank N's in outputs/rank-N/)
   work/rank-N/     where rank N > 0 runs: links to the snapshot, its own ./outputs
   logs/            rank-N.out / rank-N.err, launcher-N.log, slurm-JOB.out, supervisor.log, local-job.out
-  tasks/           rank-N.json (core.records.TaskRecord), lead-exit (the chief's exit code)
+  tasks/           rank-N.json (core.records.TaskRecord), lead-exit-N (the chief's exit code in attempt N)
   metrics/         rank-N.jsonl (hpc_tf.log); a sweep trial's primary.jsonl (its primary metric per interval)
   policy.jsonl     a sweep trial's early-termination decisions, with what they were computed from
   tensorboard/     HPC_TF_TENSORBOARD_DIR
@@ -153,7 +153,6 @@ class RunDir:
     environment_json = property(lambda self: self.path / "environment.json")
     status_json = property(lambda self: self.path / "status.json")
     submitit_folder = property(lambda self: self.path / ".submitit")
-    lead_exit = property(lambda self: self.tasks_dir / "lead-exit")
     early_stop_file = property(lambda self: self.tasks_dir / "early-stop")  # a sweep's policy stopped the trial
     primary_metric_file = property(lambda self: self.metrics_dir / "primary.jsonl")  # a trial's primary metric
     policy_log = property(lambda self: self.path / "policy.jsonl")  # every policy decision, with its inputs
@@ -161,6 +160,17 @@ class RunDir:
     local_job_log = property(lambda self: self.logs / "local-job.out")
     _lock_path = property(lambda self: self.path / ".status.lock")
     reserve = property(lambda self: self.path / ".reserve")
+
+    def lead_exit(self, attempt: int) -> Path:
+        """The chief's exit code, written when it ends: the other tasks stop theirs (one file per attempt, so a
+        restarted job's servers are not stopped by the previous attempt's chief)."""
+        return self.tasks_dir / f"lead-exit-{attempt}"
+
+    def requeue_request(self, attempt: int) -> Path:
+        """Written by rank 0's runtime on the local backend when its decision allows another attempt (the local
+        backend's `scontrol requeue`); the supervisor reads this, not status.json's REQUEUED, which a watcher's
+        RUNNING may already have replaced."""
+        return self.tasks_dir / f"requeue-request-{attempt}"
 
     def checkpoint_request(self, attempt: int) -> Path:
         """Written by rank 0's runtime on Slurm's warning signal: the script should save (one file per attempt)."""

@@ -17,7 +17,7 @@ from .core import transitions
 from .core.plan import default_environment, job_record, local_plan, required_packages, slurm_plan, user_environment
 from .core.records import EnvRequest, InJobEnvironment, JobRecord
 from .core.spec import EstimatorSpec
-from .errors import ConfigError, HpcTfError, Problem, SubmissionError, UsageError
+from .errors import ConfigError, HpcTfError, Problem, SubmissionError
 from .interpreters import (
     InterpreterError,
     has_distributions,
@@ -49,11 +49,6 @@ def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", prob
     With `probe=False` (`render`), `auto` and `slurm` render the Slurm script without asking a cluster."""
     target = resolve_target(spec, settings.target_files)
     chosen, why = choose_backend(backend, target.backend, settings, probe)
-    if chosen == "local" and spec.requeue_on:
-        raise UsageError(
-            f"requeue_on needs Slurm (it asks Slurm for a warning signal and a requeue) and the backend is local "
-            f"({why}); restarting in place on this machine is not supported yet"
-        )
     root = package_root()
     as_root = os.geteuid() == 0
     if chosen == "slurm":

@@ -236,6 +236,8 @@ def _write_events(tb: _TB, folder: Path, events: list[tuple[int, Any]], now: flo
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    for old in folder.iterdir():  # only older ones: of two writers at once, the later file stays
-        if "tfevents" in old.name and old.name < name and old.is_file():
-            old.unlink(missing_ok=True)
+    # keep the newest name only, this call's included: of two writers at once, whichever lists last sees both
+    # files (a file renamed after that listing is its own writer's, which lists later), so one stays
+    events_files = sorted(p for p in folder.iterdir() if "tfevents" in p.name and p.is_file())
+    for old in events_files[:-1]:
+        old.unlink(missing_ok=True)

@@ -57,11 +57,6 @@ def prepare_sweep(
             "sweeps on the local backend are not supported: submit it where Slurm answers, or drop the "
             f"{key or 'hyperdrive'}: block to run one trial's job"
         )
-    if spec.requeue_on:
-        raise UsageError(
-            "requeue_on is not supported for sweeps yet (a trial's array task would be requeued alone, "
-            "which is not tested yet): leave it out of a config with a hyperdrive: block"
-        )
     if sweep.sampling == "bayesian" and importlib.util.find_spec("optuna") is None:
         raise ConfigError(
             [

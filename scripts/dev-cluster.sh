@@ -191,7 +191,13 @@ InactiveLimit=0
 JobRequeue=1
 $gres_types
 NodeName=$(nodelist) NodeHostname=$(nodelist) NodeAddr=127.0.0.1 Port=$ports CPUs=$CPUS RealMemory=4000$gres_node State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# preemption (issue 11): a job in 'high' requeues the 'debug' jobs it needs the nodes of (they must allow
+# requeue); the --signal warning is sent at preemption, and they have GraceTime to save before they are killed
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+SlurmctldParameters=preempt_send_user_signal
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=60
+PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
 }
 

@@ -89,55 +89,38 @@ def test_without_requeue_on_nothing_is_requeued(slurm: dict, tmp_path: Path) -> 
     time.sleep(0)
 
 
-KERAS = """
-import os, time
-import numpy as np
-import tensorflow as tf
-import hpc_tf
-from hpc_tf.keras import Checkpointing, MetricsLogger
-
-class Slow(tf.keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        time.sleep(0.3)
-
-x = np.random.default_rng(0).normal(size=(320, 8)).astype("float32")
-y = (x.sum(axis=1) > 0).astype("float32")
-model = tf.keras.Sequential([tf.keras.Input(shape=(8,)), tf.keras.layers.Dense(1, activation="sigmoid")])
-model.compile(optimizer="adam", loss="binary_crossentropy")
-model.fit(x, y, batch_size=32, epochs=16, verbose=0, callbacks=[Checkpointing(), MetricsLogger(), Slow()])
-os.makedirs("outputs", exist_ok=True)
-model.save_weights("outputs/final.weights.h5")
-"""
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.tf
-def test_a_keras_training_longer_than_its_time_limit_finishes(slurm: dict, tmp_path: Path) -> None:
-    """A 1-minute limit, ~50 s of training (16 epochs of 10 batches of 0.3 s) of which an attempt gets 10-40 s (Slurm
-    may warn up to 60 s early; TensorFlow takes ~8 s to start): Slurm's own warning before the limit, a save at that
-    batch, a requeue; the run completes in the same run directory with every epoch trained."""
-    project = make_project(tmp_path / "keras", KERAS)
-    config = write_config(
-        tmp_path / "k.yaml",
-        experiment="rq",
-        source_directory=str(project),
-        entry_script="train.py",
-        requeue_on=["timeout"],
-        max_restarts=20,
-        checkpoint_lead_seconds=40,
-        compute_target={"time": "1"},
-    )
-    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+def test_the_example_keras_training_longer_than_its_time_limit_finishes(slurm: dict, tmp_path: Path) -> None:
+    """configs/long-training.yaml as written: a 1-minute limit, ~3 minutes of training (30 epochs of ~6 s). Slurm's
+    own warning 40 s (up to 60 s earlier, ~30 s later) before each limit, a save at that batch, a requeue; the run
+    completes in the same run directory with the same run id, every epoch trained, none more than twice."""
+    proc = hpc("submit", str(REPO / "configs" / "long-training.yaml"), "--runs-dir", str(tmp_path / "runs"), "--json")
     assert proc.returncode == 0, proc.stderr
-    run_dir = Path(json.loads(proc.stdout)["run_dir"])
-    hpc("wait", str(run_dir), timeout=900)
+    info = json.loads(proc.stdout)
+    run_dir = Path(info["run_dir"])
+    waited = hpc("wait", str(run_dir), timeout=1200)
     status = read_status(run_dir)
-    assert status["state"] == "COMPLETED", status
-    assert status["restarts"] >= 1 and all(a["cause"] == "timeout" for a in status["attempts"][:-1])
+    assert status["state"] == "COMPLETED", (status, waited.stderr)
+    assert status["run_id"] == info["run_id"] and status["job_id"] == str(info["job_id"])
+    attempts = status["attempts"]
+    assert len(attempts) >= 3 and [a["n"] for a in attempts] == list(range(len(attempts)))
+    assert all(a["cause"] == "timeout" and a["requeue"].startswith("requeued after timeout") for a in attempts[:-1])
+    assert all(a["end"] and a["checkpoint_step"] for a in attempts[:-1]) and attempts[-1]["requeue"] == ""
+    assert [a["checkpoint_step"] for a in attempts[:-1]] == sorted(a["checkpoint_step"] for a in attempts[:-1])
     epochs = [
         json.loads(line)["step"]
         for line in (run_dir / "metrics" / "rank-0.jsonl").read_text().splitlines()
         if json.loads(line)["name"] == "loss"
     ]
-    assert sorted(set(epochs)) == list(range(16))  # every epoch trained
+    assert sorted(set(epochs)) == list(range(30))  # every epoch trained, the last one too
     assert max(epochs.count(e) for e in set(epochs)) <= 2  # an interrupted epoch is redone once, never more
+    metrics = json.loads((run_dir / "outputs" / "metrics.json").read_text())
+    assert metrics["last_epoch"] == 29 and metrics["attempts"] == len(attempts)
     assert (run_dir / "outputs" / "final.weights.h5").exists()
+    out = (run_dir / "logs" / "rank-0.out").read_text()  # appended across attempts, never truncated
+    assert [f"attempt {n}" in out for n in range(len(attempts))] == [True] * len(attempts)
+    shown = hpc("status", str(run_dir)).stdout
+    assert all(f"requeued after timeout (restart {n})" in shown for n in range(1, len(attempts)))

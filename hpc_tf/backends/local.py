@@ -4,6 +4,7 @@
 The supervisor leads its own session (its pid is the job id's number); every process of the job
 stays in that session, so the job can always be found and ended as a whole — also when the
 supervisor itself was killed (then `states` reports NODE_FAIL and ends what is left of the job).
+A run that is restarted in place (requeue_on: timeout) stays one job: RUNNING while the supervisor lives.
 """
 
 from __future__ import annotations

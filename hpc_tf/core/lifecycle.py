@@ -24,10 +24,26 @@ class TaskEnd(msgspec.Struct, frozen=True):
     note: str = ""
 
 
-def task_end(rank: int, backend: str | None, server: bool, code: int, stopped: bool, signals: Sequence[str]) -> TaskEnd:
+EX_TEMPFAIL = 75  # the script saved on hpc_tf's checkpoint request and asks for the next attempt
+
+
+def task_end(
+    rank: int,
+    backend: str | None,
+    server: bool,
+    code: int,
+    stopped: bool,
+    signals: Sequence[str],
+    checkpoint_requested: bool = False,
+) -> TaskEnd:
     """Decide what a task's end means. `server`: a managed ps/worker TensorFlow server;
     `stopped`: the runtime stopped it (after the chief ended, or a sweep's policy stopped the trial);
-    `signals`: what the runtime received."""
+    `signals`: what the runtime received; `checkpoint_requested`: this attempt was asked to save and stop.
+
+    Another rank that saved on the request (exit 75) ends cleanly (0): `srun --kill-on-bad-exit` must not kill
+    rank 0's runtime before it has recorded the attempt and asked Slurm for the next one."""
+    if rank != 0 and checkpoint_requested and code == EX_TEMPFAIL:
+        return TaskEnd(0)
     if rank == 0:
         if stopped:  # a sweep's policy stopped the trial on what rank 0 printed: a clean end
             return TaskEnd(0, lead=True, signal_lead_exit=backend in ("ps", "multiworker"))

@@ -85,7 +85,8 @@ def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[
         *task_layout(spec),
     ]
     if spec.requeue_on:
-        layout += requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds)
+        mpirun = spec.launcher == "mpirun"
+        layout += requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds, mpirun)
     elif not _asks_requeue(options):
         layout.append(("no-requeue", None))
     return layout + slurm_options(spec, options)

@@ -43,23 +43,74 @@ class RequeueDecision(msgspec.Struct, frozen=True):
     reason: str
 
 
-def requeue_directives(requeue_on: Sequence[str], signal: str, lead_seconds: int) -> list[tuple[str, str | None]]:
-    """#SBATCH options of a run that may be requeued: `--requeue`, and a warning signal to every step's tasks
-    (no `B:`: the batch shell is `exec`ed into srun, and the tasks' runtime handles the signal) when the time limit
-    or a preemption with notice is among the causes."""
+def requeue_directives(
+    requeue_on: Sequence[str], signal: str, lead_seconds: int, batch_shell: bool = False
+) -> list[tuple[str, str | None]]:
+    """#SBATCH options of a run that may be requeued: `--requeue`, and a warning signal when the time limit or a
+    preemption with notice is among the causes. To every step's tasks (no `B:`: the batch shell is `exec`ed into srun,
+    and the tasks' runtime handles the signal); with `batch_shell` (the batch shell is `exec`ed into Open MPI's
+    mpirun, whose rank on the first node lives in the batch step, which step signals never reach) to the batch shell
+    alone (`B:`): mpirun passes SIGUSR1/SIGUSR2 on to every rank."""
     if not requeue_on:
         return [("no-requeue", None)]
     out: list[tuple[str, str | None]] = [("requeue", None)]
     if "timeout" in requeue_on or "preemption" in requeue_on:
-        out.append(("signal", f"{signal}@{lead_seconds}"))
+        out.append(("signal", f"{'B:' if batch_shell else ''}{signal}@{lead_seconds}"))
     return out
 
 
-def cause_of_warning(seconds_left: float | None, lead_seconds: int) -> str:
-    """A warning signal with the time limit close is the limit's; earlier, or without a limit, a preemption's."""
+def cause_of_warning(seconds_left: float | None, lead_seconds: int, preempted: bool = False) -> str:
+    """A warning signal with the time limit close is the limit's; earlier, or without a limit, a preemption's.
+    Slurm sets the job's PreemptTime when it preempts it (and, with preempt_send_user_signal, sends the warning
+    then): that settles it whatever the time left."""
+    if preempted:
+        return "preemption"
     if seconds_left is not None and seconds_left <= lead_seconds + TIMEOUT_SLACK_SECONDS:
         return "timeout"
     return "preemption"
+
+
+def slurm_seconds(text: str) -> float | None:
+    """Slurm's `[D-]H:MM:SS`, `MM:SS` or `SS` as seconds; UNLIMITED, INVALID or nothing as None."""
+    days, _, clock = text.strip().rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or len(parts) > 3 or (days and not days.isdigit()):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return seconds + int(days or 0) * 86400
+
+
+def warning_cause(job_fields: Mapping[str, str], lead_seconds: int) -> str:
+    """The cause of a warning signal from the job's `scontrol show job -o` fields ({} when Slurm did not answer):
+    PreemptTime set → preemption; else the time left (TimeLimit − RunTime) says whether it is the limit's."""
+    preempted = job_fields.get("PreemptTime", "None") not in ("", "None", "Unknown")
+    limit, ran = slurm_seconds(job_fields.get("TimeLimit", "")), slurm_seconds(job_fields.get("RunTime", ""))
+    left = None if limit is None or ran is None else limit - ran
+    return cause_of_warning(left, lead_seconds, preempted)
+
+
+UNHEALTHY_NODE_STATES = ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING", "POWER_DOWN", "REBOOT")
+
+
+def unhealthy_nodes(node_states: Mapping[str, str]) -> list[str]:
+    """Nodes whose `scontrol show node` State (`IDLE`, `DOWN+DRAIN`, `IDLE*`...) says they failed or were taken
+    out; `*` is Slurm's "not responding"."""
+    return [
+        node
+        for node, state in node_states.items()
+        if state.endswith("*") or any(word in state.upper().split("+") for word in UNHEALTHY_NODE_STATES)
+    ]
+
+
+def cause_of_unannounced_end(request_cause: str | None, down_nodes: Sequence[str]) -> str:
+    """Why an attempt that recorded no end was restarted by Slurm: the warning it was handling (killed while saving),
+    else a node failure when one of its nodes is down, else a requeue nobody announced (an operator's `scontrol
+    requeue`, a preemption without notice), counted as a preemption."""
+    if request_cause:
+        return request_cause
+    return "node_failure" if down_nodes else "preemption"
 
 
 def restarts_by_cause(causes: Sequence[str]) -> dict[str, int]:

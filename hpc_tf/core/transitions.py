@@ -99,15 +99,22 @@ def _with_attempt(status: RunStatus, now: str, nodes: list[str], restart_count: 
 
 
 def attempt_ended(
-    status: RunStatus, cause: str, checkpoint_step: int | None, decision: str, requeued: bool, now: str
+    status: RunStatus,
+    cause: str,
+    checkpoint_step: int | None,
+    decision: str,
+    requeued: bool,
+    now: str,
+    refused: str = "not requeued",
 ) -> RunStatus:
-    """The current attempt was ended by `cause` (a warning signal, a preemption): what was decided is recorded;
-    a requeued run is REQUEUED (not final) until Slurm starts its next attempt."""
+    """The current attempt was ended by `cause` (a warning signal, a preemption, a node failure): what was decided
+    is recorded; a requeued run is REQUEUED (not final) until Slurm starts its next attempt. `refused` words a
+    refusal: "not requeued" (hpc_tf would have asked), "not restarted" (Slurm restarted it, hpc_tf stops it)."""
     if status.final or not status.attempts:
         return status
     last = _replace(status.attempts[-1], end=now, cause=cause, checkpoint_step=checkpoint_step, requeue=decision)
     changed = _replace(status, attempts=[*status.attempts[:-1], last])
-    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, message=f"not requeued: {decision}")
+    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, message=f"{refused}: {decision}")
 
 
 def lead_exited(status: RunStatus, exit_code: int, now: str, signals: list[str]) -> RunStatus:

@@ -30,6 +30,9 @@ _TYPE_WORDS = {
 }
 
 
+REQUEUE_BACKENDS = (None, "mpi", "ps")  # where every process saving at the same step is built
+
+
 def convert(
     cls: type[S], data: Mapping[str, Any], source: str | None, prefix: str = ""
 ) -> tuple[S | None, list[Problem]]:
@@ -161,12 +164,12 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
                 source=source,
             )
         )
-    if spec.requeue_on and (backend is not None or spec.slot_count > 1):
+    if spec.requeue_on and backend not in REQUEUE_BACKENDS:
         problems.append(
             Problem(
                 "requeue_on",
-                "works for single-process runs so far: distributed runs (every rank saving at the same step) "
-                "are not supported yet",
+                f"works with one process, distributed_backend 'mpi' (Horovod: the ranks agree on the step) or 'ps' "
+                f"(the chief saves); not yet with {backend!r}, whose workers would need to agree on the step to save",
                 spec.requeue_on,
                 source=source,
             )

@@ -79,5 +79,6 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         job_nodes=job_nodes,
         job_id=int(env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0"),
         resv_ports=env.get("SLURM_STEP_RESV_PORTS") or None,
-        restart_count=int(env.get("SLURM_RESTART_COUNT") or "0"),
+        # the local supervisor numbers its attempts itself (an outer allocation's SLURM_RESTART_COUNT is not ours)
+        restart_count=int((env.get("HPC_TF_RESTART_COUNT") if local else env.get("SLURM_RESTART_COUNT")) or "0"),
     )

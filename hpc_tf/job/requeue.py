@@ -5,21 +5,26 @@ in-job runner, so nothing else handles it). The entry script is started with tha
 knows nothing of it is not killed; it is told through a file it can poll (`hpc_tf.checkpoint.requested()`). On the
 signal, rank 0 decides (core.requeue) and writes the request; once its script has exited after saving, it records
 the attempt's end and asks Slurm to requeue the job (`A_i` for a sweep trial), or says why it will not.
+
+On the local backend its supervisor plays Slurm's part: it sends the warning only for the time limit (so its cause is
+`timeout`, no `scontrol` is asked), and a requeue is asked of it with a file (`RunDir.requeue_request`).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import signal
 import subprocess
+import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
+from ..backends.slurm_text import parse_scontrol_job
 from ..checkpoint import PROGRESS_FILE
 from ..core import transitions
 from ..core.records import JobRecord, RunStatus
-from ..core.requeue import cause_of_warning, decide_requeue
+from ..core.requeue import cause_of_unannounced_end, decide_requeue, unhealthy_nodes, warning_cause
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext
 
@@ -49,27 +54,35 @@ def checkpoint_environment(run: RunDir, job: JobRecord, restart_count: int) -> d
     }
 
 
-def seconds_left(job_id: str) -> float | None:
-    """Time left before the job's limit, from `squeue -o %L` (None: unlimited or not known)."""
+def job_fields(job_id: str) -> dict[str, str]:
+    """This job's `scontrol show job -o` fields (bounded; {} when Slurm does not answer)."""
+    return parse_scontrol_job(_ask(["scontrol", "show", "job", "-o", job_id]))
+
+
+def node_states(nodes: list[str]) -> dict[str, str]:
+    """`scontrol show node -o` State of each node ({} when Slurm does not answer)."""
+    if not nodes:
+        return {}
+    text = _ask(["scontrol", "show", "node", "-o", ",".join(nodes)])
+    return dict(NODE_STATE.findall(text))
+
+
+NODE_STATE = re.compile(r"^NodeName=(\S+) .*?\bState=(\S+)", re.MULTILINE)
+
+
+def _ask(argv: list[str]) -> str:
     try:
-        out = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%L"], capture_output=True, text=True, timeout=QUERY_SECONDS
-        ).stdout.strip()
+        return subprocess.run(argv, capture_output=True, text=True, timeout=QUERY_SECONDS).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_time_left(out)
+        return ""
 
 
-def parse_time_left(text: str) -> float | None:
-    """Slurm's `[D-]H:MM:SS`, `MM:SS` or `SS` as seconds; UNLIMITED, INVALID or nothing as None."""
-    days, _, clock = text.rpartition("-")
-    parts = clock.split(":")
-    if not all(p.isdigit() for p in parts) or len(parts) > 3 or (days and not days.isdigit()):
+def read_request(path: Path) -> str | None:
+    """The cause a checkpoint request recorded (None: no request, or unreadable)."""
+    try:
+        return str(json.loads(path.read_text())["cause"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return seconds + int(days or 0) * 86400
 
 
 class Requeuer:
@@ -79,37 +92,67 @@ class Requeuer:
         self.run, self.job, self.ctx = run, job, ctx
         self.job_id = requeue_id(env)
         self.cause = ""  # set by the warning
+        self.requeued = False  # this attempt asked Slurm for the next one
 
     def on_signal(self, signum: int) -> None:
         """The warning: write the request every rank's script sees (once). A SIGTERM is not ours to act on:
         `scancel` sends one too, and a preemption is requeued by Slurm itself (PreemptMode=REQUEUE, --requeue)."""
         if self.cause or signum != checkpoint_signal(self.job):
             return
-        self.cause = cause_of_warning(seconds_left(self.job_id), self.job.checkpointing.lead_seconds)
+        lead = self.job.checkpointing.lead_seconds
+        self.cause = "timeout" if self.ctx.local else warning_cause(job_fields(self.job_id), lead)
         self.run.tasks_dir.mkdir(exist_ok=True)
         request = {"cause": self.cause, "time": utc_now()}
         write_atomic(self.run.checkpoint_request(self.ctx.restart_count), json.dumps(request))
 
-    def after_exit(self, code: int) -> int:
+    def after_exit(self, code: int, before_requeue: Callable[[], None] | None = None) -> bool:
         """After the script's exit: a script that saved and exited with EX_TEMPFAIL (75, `hpc_tf.checkpoint.exit()`)
         is requeued when `decide_requeue` allows it (the SIGTERM that follows is ours); refused, the run ends with 75
-        and the reason. Any other exit is the script's own end: nothing is requeued."""
+        and the reason. Any other exit is the script's own end: nothing is requeued. Returns whether it requeued."""
         if not self.cause or code != EX_TEMPFAIL:
-            return code
+            return False
+        if before_requeue is not None:  # the other tasks end before the attempt's end is recorded and Slurm kills them
+            before_requeue()
+        if self._decide(self.cause, "not requeued"):
+            self._requeue()
+            self.requeued = True
+        return self.requeued
+
+    def _requeue(self) -> None:
+        """Ask for the next attempt: Slurm, or the local supervisor, which restarts the job in place."""
+        if self.ctx.local:
+            write_atomic(self.run.requeue_request(self.ctx.restart_count), json.dumps({"time": utc_now()}))
+        else:
+            subprocess.run(["scontrol", "requeue", self.job_id], capture_output=True, timeout=QUERY_SECONDS * 2)
+
+    def gate(self) -> str | None:
+        """At the start of a restart Slurm made after an attempt that recorded no end (a node failed, an operator
+        requeued it, a preemption's grace ran out, a save was killed): record that attempt's cause and whether it may
+        go on. Returns the refusal (the script is then not started), or None."""
+        status = self.run.read_status()
+        if self.ctx.restart_count == 0 or not status.attempts or status.attempts[-1].end is not None:
+            return None
+        last = status.attempts[-1]
+        if last.n >= self.ctx.restart_count:
+            return None
+        states = {} if self.ctx.local else node_states(last.nodes)
+        cause = cause_of_unannounced_end(read_request(self.run.checkpoint_request(last.n)), unhealthy_nodes(states))
+        return None if self._decide(cause, "not restarted") else self.run.read_status().message
+
+    def _decide(self, cause: str, refused: str) -> bool:
+        """Close the current attempt with its cause, checkpoint step and what core.requeue decides."""
         status = self.run.read_status()
         step = checkpoint_progress(self.run.path / self.job.checkpointing.checkpoint_dir)
         past = [a.cause for a in status.attempts[:-1]]
         steps = [a.checkpoint_step for a in status.attempts[:-1]] + [step]
         c = self.job.checkpointing
-        decision = decide_requeue(self.cause, c.requeue_on, c.max_restarts, past, steps)
+        decision = decide_requeue(cause, c.requeue_on, c.max_restarts, past, steps)
 
         def ended(s: RunStatus) -> RunStatus:
-            return transitions.attempt_ended(s, self.cause, step, decision.reason, decision.allowed, utc_now())
+            return transitions.attempt_ended(s, cause, step, decision.reason, decision.allowed, utc_now(), refused)
 
         self.run.transition(ended)
-        if decision.allowed:
-            subprocess.run(["scontrol", "requeue", self.job_id], capture_output=True, timeout=QUERY_SECONDS * 2)
-        return code
+        return decision.allowed
 
 
 def checkpoint_progress(folder: Path) -> int | None:
@@ -128,5 +171,14 @@ def ignore_in_child(job: JobRecord) -> tuple[int, ...]:
     return (checkpoint_signal(job),) if job.checkpointing.requeue_on else ()
 
 
-def restart_count(env: Mapping[str, str]) -> int:
-    return int(env.get("SLURM_RESTART_COUNT") or os.environ.get("HPC_TF_RESTART_COUNT") or 0)
+OTHERS_STOP_SECONDS = 20.0
+
+
+def wait_for_other_tasks(run: RunDir, ntasks: int) -> None:
+    """Until every other task of this attempt has recorded its end (bounded: a requeue ends them anyway)."""
+    deadline = time.monotonic() + OTHERS_STOP_SECONDS
+    while time.monotonic() < deadline:
+        ended = {r.rank for r in run.read_tasks() if r.end_time is not None}
+        if ended >= set(range(1, ntasks)):
+            return
+        time.sleep(0.1)

@@ -27,7 +27,7 @@ from ..errors import HpcTfError
 from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext, TaskSetupError
-from .requeue import Requeuer, checkpoint_environment, ignore_in_child
+from .requeue import EX_TEMPFAIL, Requeuer, checkpoint_environment, ignore_in_child, wait_for_other_tasks
 from .supervise import supervise
 from .trial import open_trial, trial_ended, trial_environment
 from .watch import stop_condition
@@ -178,8 +178,11 @@ def run_task(run_dir: str | Path) -> int:
         run.write_task(msgspec.structs.replace(record, child_pid=pid))
 
     under_mpirun = "OMPI_COMM_WORLD_RANK" in os.environ
-    stop_when = stop_condition(run, job, slot.rank)
+    stop_when = stop_condition(run, job, slot.rank, ctx.restart_count)
     requeuer = Requeuer(run, job, ctx, os.environ) if slot.rank == 0 and job.checkpointing.requeue_on else None
+    refusal = requeuer.gate() if requeuer is not None else None
+    if refusal is not None:  # Slurm restarted the job, but requeue_on or max_restarts say this run ends here
+        return _not_restarted(run, refusal)
     code, stopped, signals = supervise(
         run,
         slot.rank,
@@ -191,29 +194,49 @@ def run_task(run_dir: str | Path) -> int:
         requeuer.on_signal if requeuer else None,
         ignore_in_child(job),
     )
-    if requeuer is not None:
-        code = requeuer.after_exit(code)
     run.write_task(
         msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
     )
-    return _record_end(run, job, slot, ctx, code, stopped, signals)
+    return _record_end(run, job, slot, ctx, code, stopped, signals, requeuer)
+
+
+def _not_restarted(run: RunDir, refusal: str) -> int:
+    """A restart hpc_tf refuses (the previous attempt's end and the reason are recorded): the script is not run,
+    so it is no attempt; the job ends with EX_TEMPFAIL and Slurm's final state."""
+    run.transition(lambda s: transitions.lead_exited(s, EX_TEMPFAIL, utc_now(), []))
+    run.logs.mkdir(exist_ok=True)
+    with open(run.rank_err(0), "a", encoding="utf-8") as err:
+        err.write(f"hpc_tf: {refusal}\n")
+    return EX_TEMPFAIL
 
 
 def _record_end(
-    run: RunDir, job: JobRecord, slot: Slot, ctx: TaskContext, code: int, stopped: bool, signals: list[str]
+    run: RunDir,
+    job: JobRecord,
+    slot: Slot,
+    ctx: TaskContext,
+    code: int,
+    stopped: bool,
+    signals: list[str],
+    requeuer: Requeuer | None = None,
 ) -> int:
-    """Record what the task's end means (core.lifecycle); return the task's exit code for the launcher."""
-    end = task_end(slot.rank, job.distributed_backend, managed_server(job, slot), code, stopped, signals)
+    """Record what the task's end means (core.lifecycle); return the task's exit code for the launcher.
+    A chief that saved for a requeue first tells the servers to stop, and asks Slurm for the next attempt once they
+    have (a requeue kills whatever still runs)."""
+    requested = run.checkpoint_request(ctx.restart_count).exists()
+    end = task_end(slot.rank, job.distributed_backend, managed_server(job, slot), code, stopped, signals, requested)
     if end.signal_lead_exit:
         run.tasks_dir.mkdir(exist_ok=True)
-        write_atomic(run.lead_exit, f"{code}\n")
+        write_atomic(run.lead_exit(ctx.restart_count), f"{code}\n")
+    others = (lambda: wait_for_other_tasks(run, ctx.ntasks)) if end.signal_lead_exit else None
+    requeued = requeuer is not None and requeuer.after_exit(code, others)
     if end.lead:
         # The state stays RUNNING until the scheduler (or the local supervisor) confirms the end:
         # status.json never shows a COMPLETED that Slurm could still turn into FAILED or TIMEOUT.
         run.transition(lambda s: transitions.lead_exited(s, end.exit_code, utc_now(), signals))
     if end.first_failure:
         _first_failure(run, slot.rank, slot.role, slot.index, ctx.hostname, end.exit_code, end.note)
-    if end.lead and job.trial is not None:
+    if end.lead and job.trial is not None and not requeued:  # a requeued trial's end comes with its last attempt
         trial_ended(run, job, end.exit_code)
     return end.exit_code
 

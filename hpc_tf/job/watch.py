@@ -41,11 +41,11 @@ class Scraper:
         return False
 
 
-def stop_condition(run: RunDir, job: JobRecord, rank: int) -> Callable[[], bool] | None:
+def stop_condition(run: RunDir, job: JobRecord, rank: int, attempt: int = 0) -> Callable[[], bool] | None:
     """What makes the runtime stop this task's entry script (None: nothing, wait for it)."""
     checks: list[Callable[[], bool]] = []
     if rank != 0 and job.distributed_backend in ("ps", "multiworker"):
-        checks.append(run.lead_exit.exists)
+        checks.append(run.lead_exit(attempt).exists)
     if job.trial is not None:
         if rank != 0:
             checks.append(run.early_stop_file.exists)

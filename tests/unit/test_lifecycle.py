@@ -118,6 +118,21 @@ CASES: list[tuple[str, dict[str, object], TaskEnd]] = [
     ),
     ("script-mode-ps-exits-0", dict(rank=1, backend="ps", server=False, code=0, stopped=False, signals=[]), TaskEnd(0)),
     ("mpi-rank-1-exits-0", dict(rank=1, backend="mpi", server=False, code=0, stopped=False, signals=[]), TaskEnd(0)),
+    (
+        "mpi-rank-1-saved-on-request:clean",
+        dict(rank=1, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True),
+        TaskEnd(0),
+    ),
+    (
+        "mpi-rank-1-exits-75-unasked:its-code",
+        dict(rank=1, backend="mpi", server=False, code=75, stopped=False, signals=[], checkpoint_requested=False),
+        TaskEnd(75, first_failure=True),
+    ),
+    (
+        "rank-0-saved-on-request:the-job's-code",
+        dict(rank=0, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True),
+        TaskEnd(75, lead=True),
+    ),
 ]
 
 

@@ -21,6 +21,13 @@ def test_directives(requeue_on: list[str], expected: list) -> None:
     assert requeue_directives(requeue_on, "USR2", 120) == expected
 
 
+def test_directives_under_mpirun_signal_the_batch_shell() -> None:
+    assert requeue_directives(["timeout"], "USR2", 120, batch_shell=True) == [
+        ("requeue", None),
+        ("signal", "B:USR2@120"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("left", "lead", "cause"),
     [
@@ -140,7 +147,7 @@ def test_the_job_script_and_the_executor_ask_the_same(tmp_path) -> None:  # type
     ],
 )
 def test_time_left(text: str, seconds: int | None) -> None:
-    from hpc_tf.job.requeue import parse_time_left
+    from hpc_tf.core.requeue import slurm_seconds as parse_time_left
 
     assert parse_time_left(text) == seconds
 
@@ -156,3 +163,82 @@ def test_requeue_the_array_task_alone(env: dict, expected: str) -> None:
     from hpc_tf.job.requeue import requeue_id
 
     assert requeue_id(env) == expected
+
+
+# Recorded from the dev cluster (Slurm 22.05): a job in `debug` preempted by a job in `high` (PreemptMode=REQUEUE,
+# preempt_send_user_signal, GraceTime=60) got USR2 with these fields; EndTime moved to PreemptTime + GraceTime.
+PREEMPTED = {"JobState": "RUNNING", "RunTime": "00:00:04", "TimeLimit": "00:10:00", "PreemptTime": "2026-11-28T19:39:31"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "lead", "cause"),
+    [
+        (PREEMPTED, 120, "preemption"),
+        ({**PREEMPTED, "TimeLimit": "00:01:00"}, 120, "preemption"),  # preempted near the limit: still a preemption
+        ({"RunTime": "00:00:04", "TimeLimit": "00:10:00", "PreemptTime": "None"}, 120, "preemption"),  # `scancel -s`
+        ({"RunTime": "00:08:10", "TimeLimit": "00:10:00", "PreemptTime": "None"}, 60, "timeout"),
+        ({"RunTime": "1-23:58:00", "TimeLimit": "2-00:00:00", "PreemptTime": "None"}, 60, "timeout"),
+        ({"RunTime": "00:08:10", "TimeLimit": "UNLIMITED", "PreemptTime": "None"}, 60, "preemption"),
+        ({}, 60, "preemption"),  # Slurm did not answer: never a timeout by guess
+    ],
+)
+def test_warning_cause(fields: dict, lead: int, cause: str) -> None:
+    from hpc_tf.core.requeue import warning_cause
+
+    assert warning_cause(fields, lead) == cause
+
+
+@pytest.mark.parametrize(
+    ("states", "down"),
+    [
+        ({"n1": "IDLE", "n2": "ALLOCATED", "n3": "MIXED"}, []),
+        ({"n1": "DOWN", "n2": "ALLOCATED"}, ["n1"]),  # dev-cluster.sh node-down
+        ({"n1": "IDLE*", "n2": "DOWN*"}, ["n1", "n2"]),  # not responding (kill-slurmd)
+        ({"n1": "IDLE+DRAIN", "n2": "DOWN+NOT_RESPONDING"}, ["n1", "n2"]),
+        ({"n10": "ALLOCATED+COMPLETING"}, []),
+    ],
+)
+def test_unhealthy_nodes(states: dict, down: list) -> None:
+    from hpc_tf.core.requeue import unhealthy_nodes
+
+    assert unhealthy_nodes(states) == down
+
+
+@pytest.mark.parametrize(
+    ("request_cause", "down", "cause"),
+    [
+        ("timeout", [], "timeout"),  # killed while saving after the limit's warning
+        ("preemption", ["n1"], "preemption"),
+        (None, ["n2"], "node_failure"),
+        (None, [], "preemption"),  # an operator's scontrol requeue, or a preemption without notice
+    ],
+)
+def test_cause_of_unannounced_end(request_cause: str | None, down: list, cause: str) -> None:
+    from hpc_tf.core.requeue import cause_of_unannounced_end
+
+    assert cause_of_unannounced_end(request_cause, down) == cause
+
+
+def test_node_states_are_read_from_scontrol() -> None:
+    from hpc_tf.job.requeue import NODE_STATE
+
+    text = (
+        "NodeName=n1 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUTot=2 State=DOWN ThreadsPerCore=1 Reason=x [root]\n"
+        "NodeName=n2 Arch=x86_64 CPUAlloc=2 State=ALLOCATED+COMPLETING ThreadsPerCore=1\n"
+    )
+    assert dict(NODE_STATE.findall(text)) == {"n1": "DOWN", "n2": "ALLOCATED+COMPLETING"}
+
+
+def test_the_in_job_runtime_never_loads_submitit() -> None:
+    """One owner of Slurm's warning signal: hpc_tf's runtime. submitit's in-job runner (its own USR2/TERM handlers,
+    its own `scontrol requeue`) must never be loaded in an hpc_tf job's processes, or a warning would be handled
+    twice; the cluster tests show the other half (one warning → Slurm's Restarts=1)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hpc_tf.job.runtime, hpc_tf.job.requeue, hpc_tf.checkpoint, hpc_tf.metrics;"
+        "assert 'submitit' not in sys.modules, sorted(m for m in sys.modules if 'submitit' in m)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

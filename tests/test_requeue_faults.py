@@ -1,0 +1,220 @@
+"""Issue 11 on the real dev cluster, the faults: a preemption by a `high` partition job, a node taken down, an
+operator's `scontrol requeue`, and a sweep trial requeued alone. Each one is made for real (Slurm preempts, the node
+goes DOWN, Slurm requeues); the run resumes from its checkpoint in the same run directory, and status.json says what
+happened to each attempt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLUSTER, hpc, make_project, read_status, wait_for, write_config
+
+pytestmark = pytest.mark.slurm
+
+# Saves after every step (a preemption or a node failure may come without notice), and on a request at once.
+PERIODIC = """
+import json, os, sys, time
+import hpc_tf, hpc_tf.checkpoint as ckpt
+state = ckpt.directory() / "state.json"
+step = json.loads(state.read_text())["step"] if state.exists() else 0
+start = step
+steps = int(os.environ.get("STEPS", "60"))
+while step < steps:
+    time.sleep(0.25)
+    step += 1
+    hpc_tf.log("step", step)
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"step": step}))
+    os.replace(tmp, state)
+    ckpt.saved(step)
+    if ckpt.requested():
+        ckpt.exit()
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/done.json", "w") as f:
+    json.dump({"resumed_from": start, "restart": ckpt.restart_count(), "node": os.uname().nodename}, f)
+"""
+
+
+def submit(tmp_path: Path, **keys: object) -> tuple[Path, str]:
+    project = make_project(tmp_path / "proj", PERIODIC)
+    config = write_config(
+        tmp_path / "c.yaml", experiment="rqf", source_directory=str(project), entry_script="train.py", **keys
+    )
+    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    return Path(info["run_dir"]), str(info["job_id"])
+
+
+def steps_logged(run_dir: Path) -> int:
+    path = run_dir / "metrics" / "rank-0.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def cluster(verb: str, *args: str) -> None:
+    proc = subprocess.run([str(CLUSTER), verb, *args], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+
+
+def scontrol_job(job_id: str) -> str:
+    return subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+
+
+def finished(run_dir: Path, timeout: float = 240) -> dict:
+    proc = hpc("wait", str(run_dir), timeout=timeout)
+    status = read_status(run_dir)
+    assert status["final"], (status, proc.stderr)
+    return status
+
+
+def test_a_job_preempted_by_a_high_partition_job_saves_and_resumes_after_it(slurm: dict, tmp_path: Path) -> None:
+    """PreemptMode=REQUEUE + preempt_send_user_signal: Slurm sends the warning at preemption (PreemptTime set, long
+    before the limit), the script saves, hpc_tf requeues it; it runs again once the preemptor has its node."""
+    run_dir, job_id = submit(tmp_path, requeue_on=["preemption"], compute_target={"time": "00:10:00"})
+    wait_for(lambda: steps_logged(run_dir) >= 8, 120)
+    node = read_status(run_dir)["nodes"][0]
+    out = tmp_path / "high.out"
+    high = subprocess.run(
+        ["sbatch", "--parsable", "-p", "high", "-w", node, "-c", "2", "-t", "1", "-o", str(out), "--wrap",
+         "date +%s.%N; sleep 5; echo preemptor done"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    status = finished(run_dir)
+    assert (status["state"], status["restarts"]) == ("COMPLETED", 1), status
+    first, second = status["attempts"]
+    assert first["cause"] == "preemption" and first["requeue"] == "requeued after preemption (restart 1)", first
+    assert first["checkpoint_step"] >= 8 and second["n"] == 1 and second["end"] is None
+    assert "preemptor done" in out.read_text(), f"high job {high} did not run"
+    assert "Restarts=1" in scontrol_job(job_id)  # one warning, one requeue: nobody else requeued it again
+    done = json.loads((run_dir / "outputs" / "done.json").read_text())
+    assert done["restart"] == 1 and done["resumed_from"] == first["checkpoint_step"]  # no step lost, none redone
+
+
+def test_a_node_taken_down_under_the_job_requeues_it_on_a_healthy_node(slurm: dict, tmp_path: Path) -> None:
+    run_dir, job_id = submit(tmp_path, requeue_on=["node_failure"])
+    assert "Requeue=1" in scontrol_job(job_id) and "--signal" not in (run_dir / "job.sh").read_text()
+    wait_for(lambda: steps_logged(run_dir) >= 8, 120)
+    victim = read_status(run_dir)["nodes"][0]
+    cluster("node-down", victim)
+    try:
+        status = finished(run_dir)
+    finally:
+        cluster("node-up", victim)
+    assert (status["state"], status["restarts"]) == ("COMPLETED", 1), status
+    first, second = status["attempts"]
+    assert first["cause"] == "node_failure" and "requeued after node_failure" in first["requeue"], first
+    assert first["nodes"] == [victim] and victim not in second["nodes"]
+    done = json.loads((run_dir / "outputs" / "done.json").read_text())
+    assert done["restart"] == 1 and done["resumed_from"] >= 8 and done["node"] != victim
+
+
+def test_a_restart_for_a_cause_not_in_requeue_on_is_refused_with_the_reason(slurm: dict, tmp_path: Path) -> None:
+    """`--requeue` (requeue_on: [timeout]) lets Slurm restart the job after a node failure; hpc_tf's runtime refuses
+    to run the script again: the run ends FAILED and says why (never silently rerun)."""
+    run_dir, job_id = submit(tmp_path, requeue_on=["timeout"])
+    wait_for(lambda: steps_logged(run_dir) >= 4, 120)
+    victim = read_status(run_dir)["nodes"][0]
+    cluster("node-down", victim)
+    try:
+        status = finished(run_dir)
+    finally:
+        cluster("node-up", victim)
+    assert (status["state"], status["exit_code"], status["restarts"]) == ("FAILED", 75, 0), status
+    reason = "node_failure is not in requeue_on (timeout)"
+    assert status["message"] == f"not restarted: {reason}"
+    assert [(a["cause"], a["requeue"]) for a in status["attempts"]] == [("node_failure", reason)]
+    assert not (run_dir / "outputs" / "done.json").exists()
+    assert f"hpc_tf: not restarted: {reason}" in (run_dir / "logs" / "rank-0.err").read_text()
+
+
+def test_an_operator_requeue_resumes_and_without_requeue_on_slurm_refuses_it(slurm: dict, tmp_path: Path) -> None:
+    run_dir, job_id = submit(tmp_path / "a", requeue_on=["preemption"])
+    plain_dir, plain_id = submit(tmp_path / "b", environment_variables={"STEPS": "40"})
+    assert "Requeue=0" in scontrol_job(plain_id) and "#SBATCH --no-requeue" in (plain_dir / "job.sh").read_text()
+    wait_for(lambda: steps_logged(run_dir) >= 8 and steps_logged(plain_dir) >= 4, 120)
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    refused = subprocess.run(["scontrol", "requeue", plain_id], capture_output=True, text=True)
+    assert refused.returncode != 0, refused
+    status = finished(run_dir)
+    assert (status["state"], status["restarts"]) == ("COMPLETED", 1), status
+    assert status["attempts"][0]["cause"] == "preemption"  # an unannounced requeue: counted as a preemption
+    done = json.loads((run_dir / "outputs" / "done.json").read_text())
+    assert done["restart"] == 1 and done["resumed_from"] >= 8
+    plain = finished(plain_dir)
+    assert (plain["state"], plain["restarts"], len(plain["attempts"])) == ("COMPLETED", 0, 1), plain
+
+
+def test_a_sweep_trial_is_requeued_alone(slurm: dict, tmp_path: Path) -> None:
+    """Lightning #15022: `scontrol requeue $SLURM_JOB_ID` inside an array requeued the wrong job. The signal goes to
+    array task 1 only; only trial 1 takes a second attempt, with its hyperparameters, in its own run directory."""
+    project = make_project(tmp_path / "proj", PERIODIC)
+    config = write_config(
+        tmp_path / "sweep.yaml",
+        experiment="rqs",
+        source_directory=str(project),
+        entry_script="train.py",
+        requeue_on=["preemption"],
+        environment_variables={"STEPS": "40"},
+        script_params={"--lr": 1},
+        hyperdrive={
+            "primary_metric_name": "step",
+            "primary_metric_goal": "maximize",
+            "hyperparameter_sampling": {"type": "grid", "parameter_space": {"--lr": "choice(1, 2, 3)"}},
+            "max_total_runs": 3,
+            "max_concurrent_runs": 3,
+        },
+    )
+    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    array = info["array_job_ids"][0]
+    trials = [tmp_path / "runs" / "rqs" / f"{info['sweep_id']}_{i}" for i in range(3)]
+    wait_for(lambda: all(steps_logged(t) >= 6 for t in trials), 180)
+    subprocess.run(["scancel", "--signal=USR2", f"{array}_1"], check=True)
+    waited = hpc("sweep", "wait", info["sweep_id"], "--runs-dir", str(tmp_path / "runs"), "--json", timeout=300)
+    statuses = [read_status(t) for t in trials]
+    assert [s["state"] for s in statuses] == ["COMPLETED"] * 3, (statuses, waited.stderr)
+    assert [s["restarts"] for s in statuses] == [0, 1, 0]
+    assert statuses[1]["attempts"][0]["cause"] == "preemption" and statuses[1]["job_id"] == f"{array}_1"
+    assert [int(f"Restarts={n}" in scontrol_job(f"{array}_{i}")) for i, n in enumerate([0, 1, 0])] == [1, 1, 1]
+    argv = json.loads((trials[1] / "job.json").read_text())["command"]
+    assert argv[-2:] == ["--lr", "2"]
+    done = json.loads((trials[1] / "outputs" / "done.json").read_text())
+    assert done["restart"] == 1 and done["resumed_from"] >= 6
+
+
+NEVER_SAVES = """
+import os, time
+import hpc_tf, hpc_tf.checkpoint as ckpt
+step = 0
+while True:
+    time.sleep(0.25)
+    step += 1
+    hpc_tf.log("step", step)
+    if ckpt.requested():
+        ckpt.exit()  # asks for a requeue without having saved anything
+"""
+
+
+def test_attempts_that_make_no_progress_stop_the_loop(slurm: dict, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj", NEVER_SAVES)
+    config = write_config(
+        tmp_path / "c.yaml", experiment="rqn", source_directory=str(project), entry_script="train.py",
+        requeue_on=["preemption"], max_restarts=10,
+    )  # fmt: skip
+    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    run_dir, job_id = Path(info["run_dir"]), str(info["job_id"])
+    for attempt in range(3):
+        wait_for(lambda n=attempt: read_status(run_dir)["restarts"] == n and steps_logged(run_dir) >= 4 * (n + 1), 120)
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    status = finished(run_dir)
+    reason = "no progress: the last 2 attempts ended without a newer checkpoint"
+    assert (status["state"], status["exit_code"], status["message"]) == ("FAILED", 75, f"not requeued: {reason}")
+    assert [(a["cause"], a["checkpoint_step"]) for a in status["attempts"]] == [("preemption", None)] * 3
+    assert status["attempts"][-1]["requeue"] == reason and status["restarts"] == 2
