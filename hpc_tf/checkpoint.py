@@ -1,4 +1,4 @@
-"""For training scripts whose runs may outlive their time limit (issue 11, work in progress).
+"""For training scripts whose runs may outlive their time limit (requeue_on).
 
     import hpc_tf.checkpoint as ckpt
     state = load(ckpt.directory())           # resume from the newest complete checkpoint, if any
@@ -30,6 +30,12 @@ def requested() -> bool:
 def restart_count() -> int:
     """0 for the first attempt, then Slurm's SLURM_RESTART_COUNT."""
     return int(os.environ.get("HPC_TF_RESTART_COUNT") or 0)
+
+
+def every() -> str | int:
+    """How often to save besides the warning (`checkpoint_every`): "epoch", or a number of batches."""
+    value = os.environ.get("HPC_TF_CHECKPOINT_EVERY", "epoch")
+    return int(value) if value.isdigit() else "epoch"
 
 
 PROGRESS_FILE = ".hpc_tf-progress"  # in the checkpoint folder: the step of the newest complete save

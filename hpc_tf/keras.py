@@ -55,10 +55,15 @@ class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
     whole under a dot-name, fsynced, then renamed: a name matching `save-N` is always complete, the listing itself is
     the pointer (no second file to keep in step), and the two newest are kept so one that does not load falls back."""
 
-    def __init__(self, save_freq: str | int = "epoch") -> None:
+    def __init__(self, save_freq: str | int | None = None) -> None:
+        """`save_freq`: "epoch" or every N batches; by default the run's `checkpoint_every`."""
         from . import checkpoint
 
-        super().__init__(backup_dir=str(checkpoint.directory() / "keras"), save_freq=save_freq, delete_checkpoint=False)
+        super().__init__(
+            backup_dir=str(checkpoint.directory() / "keras"),
+            save_freq=checkpoint.every() if save_freq is None else save_freq,
+            delete_checkpoint=False,
+        )
         self._batch = 0  # batches done in the current epoch
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -38,8 +38,13 @@ class LegacyCheckpointing(tf.keras.callbacks.BackupAndRestore):
     """BackupAndRestore in `HPC_TF_CHECKPOINT_DIR/keras`, kept across attempts, that saves and ends the script with
     `hpc_tf.checkpoint.REQUEUE_ME` when hpc_tf asks (Slurm's warning, requeue_on)."""
 
-    def __init__(self, save_freq: str | int = "epoch") -> None:
-        super().__init__(backup_dir=str(checkpoint.directory() / "keras"), save_freq=save_freq, delete_checkpoint=False)
+    def __init__(self, save_freq: str | int | None = None) -> None:
+        """`save_freq`: "epoch" or every N batches; by default the run's `checkpoint_every`."""
+        super().__init__(
+            backup_dir=str(checkpoint.directory() / "keras"),
+            save_freq=checkpoint.every() if save_freq is None else save_freq,
+            delete_checkpoint=False,
+        )
         self._hvd = _horovod()
         self._writer = self._hvd is None or self._hvd.rank() == 0
 

@@ -539,6 +539,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "max_restarts": field(INTS, st.dictionaries(names("timeout", "preemption", "weather", ""), INTS, max_size=2)),
     "checkpoint_signal": field(names("USR2", "USR1", "URG", "KILL", "usr2", "")),
     "checkpoint_lead_seconds": INT,
+    "checkpoint_every": field(names("epoch", "EPOCH", "batch", ""), INTS),
 }
 assert set(FIELD_VALUES) == set(EST_FIELDS), set(EST_FIELDS) ^ set(FIELD_VALUES)
 assert set(SLURM_VALUES) == set(SLURM_FIELDS), set(SLURM_FIELDS) ^ set(SLURM_VALUES)

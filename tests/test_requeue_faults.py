@@ -88,6 +88,7 @@ def test_a_job_preempted_by_a_high_partition_job_saves_and_resumes_after_it(slur
     first, second = status["attempts"]
     assert first["cause"] == "preemption" and first["requeue"] == "requeued after preemption (restart 1)", first
     assert first["checkpoint_step"] >= 8 and second["n"] == 1 and second["end"] is None
+    assert status["restarts_by_cause"] == {"preemption": 1}
     assert "preemptor done" in out.read_text(), f"high job {high} did not run"
     assert "Restarts=1" in scontrol_job(job_id)  # one warning, one requeue: nobody else requeued it again
     done = json.loads((run_dir / "outputs" / "done.json").read_text())
@@ -108,6 +109,8 @@ def test_a_node_taken_down_under_the_job_requeues_it_on_a_healthy_node(slurm: di
     first, second = status["attempts"]
     assert first["cause"] == "node_failure" and "requeued after node_failure" in first["requeue"], first
     assert first["nodes"] == [victim] and victim not in second["nodes"]
+    assert status["restarts_by_cause"] == {"node_failure": 1}
+    assert "restarts      1 (node_failure 1)" in hpc("status", str(run_dir)).stdout
     done = json.loads((run_dir / "outputs" / "done.json").read_text())
     assert done["restart"] == 1 and done["resumed_from"] >= 8 and done["node"] != victim
 
@@ -218,3 +221,74 @@ def test_attempts_that_make_no_progress_stop_the_loop(slurm: dict, tmp_path: Pat
     assert (status["state"], status["exit_code"], status["message"]) == ("FAILED", 75, f"not requeued: {reason}")
     assert [(a["cause"], a["checkpoint_step"]) for a in status["attempts"]] == [("preemption", None)] * 3
     assert status["attempts"][-1]["requeue"] == reason and status["restarts"] == 2
+
+
+TORN = """
+import json, os, time
+import numpy as np
+import tensorflow as tf
+import hpc_tf.checkpoint as ckpt
+from hpc_tf.keras import Checkpointing
+
+def slow_the_next_weights_file():
+    # the save on request writes two datasets, then hangs: Slurm kills the job in the middle of it
+    import h5py
+    setitem, written = h5py.Group.__setitem__, []
+    def slow(group, name, value):
+        setitem(group, name, value)
+        written.append(name)
+        if len(written) == 2:
+            group.file.flush()
+            open("outputs/mid-save", "w").close()
+            time.sleep(300)
+    h5py.Group.__setitem__ = slow
+
+class Hooks(tf.keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        with open("outputs/epochs.jsonl", "a") as f:
+            f.write(json.dumps({"attempt": ckpt.restart_count(), "epoch": epoch}) + "\\n")
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.05)
+        if ckpt.restart_count() == 0 and ckpt.requested() and not hasattr(self, "armed"):
+            self.armed = slow_the_next_weights_file()
+
+os.makedirs("outputs", exist_ok=True)
+tf.keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(160, 4)).astype("float32")
+y = (x.sum(axis=1) > 0).astype("float32")
+model = tf.keras.Sequential([tf.keras.Input(shape=(4,)), tf.keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+model.fit(x, y, batch_size=8, epochs=12, verbose=0, callbacks=[Hooks(), Checkpointing()])
+open("outputs/done", "w").close()
+"""
+
+
+@pytest.mark.tf
+def test_a_save_killed_half_way_is_never_restored(slurm: dict, tmp_path: Path) -> None:
+    """The warning's save hangs half-written; an operator's `scontrol requeue` kills the job in the middle of it. The
+    next attempt restores the newest *complete* save (the torn one is ignored) and finishes."""
+    project = make_project(tmp_path / "proj", TORN)
+    config = write_config(
+        tmp_path / "c.yaml", experiment="rqt", source_directory=str(project), entry_script="train.py",
+        requeue_on=["preemption"],
+    )  # fmt: skip
+    proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    run_dir, job_id = Path(info["run_dir"]), str(info["job_id"])
+    epochs = run_dir / "outputs" / "epochs.jsonl"
+    wait_for(lambda: epochs.exists() and len(epochs.read_text().splitlines()) >= 4, 180)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    wait_for((run_dir / "outputs" / "mid-save").exists, 60)
+    keras = run_dir / "checkpoints" / "keras"
+    complete = sorted(p.name for p in keras.iterdir() if p.name.startswith("save-"))
+    newest = json.loads((keras / complete[-1] / "training_metadata.json").read_text())
+    assert [p.name for p in keras.iterdir() if p.name.startswith(".partial-")], "no save in progress"
+    subprocess.run(["scontrol", "requeue", job_id], check=True)  # kills the job mid-save
+    status = finished(run_dir)
+    assert (status["state"], status["restarts"]) == ("COMPLETED", 1), status
+    assert status["attempts"][0]["cause"] == "preemption"  # the request it was handling when killed
+    resumed = [json.loads(line) for line in epochs.read_text().splitlines() if '"attempt": 1' in line]
+    assert resumed[0]["epoch"] == newest["epoch"] and resumed[-1]["epoch"] == 11
+    assert "Traceback" not in (run_dir / "logs" / "rank-0.err").read_text()
+    assert (run_dir / "outputs" / "done").exists()

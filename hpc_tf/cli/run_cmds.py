@@ -154,7 +154,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'elapsed':13} {_duration(elapsed_seconds(status))}")
     for key in ("restarts", "note", "reason", "message", "sweep", "trial_index"):
         if getattr(status, key) not in (None, "", 0) or (key == "trial_index" and status.sweep):
-            print(f"{key:13} {getattr(status, key)}")
+            by_cause = ", ".join(f"{c} {n}" for c, n in status.restarts_by_cause.items()) if key == "restarts" else ""
+            print(f"{key:13} {getattr(status, key)}" + (f" ({by_cause})" if by_cause else ""))
     if status.early_stop is not None:
         e = status.early_stop
         print(f"{'early stop':13} {e.rule} at interval {e.interval} (decided at {e.decided_at}): {e.reason}")

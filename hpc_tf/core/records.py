@@ -8,7 +8,8 @@ immutable: `status.json` changes only through the named transitions in `core.tra
 Schema history:
   job.json     1: the first typed record (older files have no `schema` field and read the same).
   status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`;
-               3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`.
+               3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`
+               and `restarts_by_cause`.
   job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`.
   sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
 """
@@ -76,6 +77,7 @@ class Checkpointing(msgspec.Struct, frozen=True, kw_only=True):
     max_restarts: int | dict[str, int] = 3
     signal: str = "USR2"
     lead_seconds: int = 120
+    every: str | int = "epoch"  # periodic saves: "epoch" or every N batches
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +176,7 @@ class RunStatus(msgspec.Struct, frozen=True, kw_only=True):
     trial_index: int | None = None
     early_stop: EarlyStop | None = None
     attempts: list[Attempt] = []
+    restarts_by_cause: dict[str, int] = {}  # requeues hpc_tf allowed, by cause (timeout, preemption, node_failure)
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):

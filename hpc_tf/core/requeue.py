@@ -33,6 +33,7 @@ def checkpointing(spec: EstimatorSpec) -> Checkpointing:
         max_restarts=spec.max_restarts,
         signal=spec.checkpoint_signal,
         lead_seconds=spec.checkpoint_lead_seconds,
+        every=spec.checkpoint_every,
     )
 
 

@@ -105,12 +105,15 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     launcher_args: list[str] = []
     ps_mode: Literal["managed", "script"] = "managed"
     evaluator: bool = False
-    # runs that outlive their time limit (issue 11, in progress): checkpoints, a warning signal, requeue
+    # runs that outlive their time limit (issue 11): checkpoints, a warning signal, requeue
     checkpoint_dir: str = "checkpoints"  # inside the run directory; HPC_TF_CHECKPOINT_DIR
     requeue_on: list[Literal["preemption", "timeout", "node_failure"]] = []
     max_restarts: Annotated[int, Meta(ge=0, le=1000)] | dict[str, Annotated[int, Meta(ge=0, le=1000)]] = 3
     checkpoint_signal: Literal["USR2", "USR1", "URG", "XCPU", "PWR"] = "USR2"
     checkpoint_lead_seconds: Annotated[int, Meta(ge=10, le=3600)] = 120
+    # how often hpc_tf.keras.Checkpointing saves besides the warning: every epoch, or every N batches (a preemption or
+    # a node failure without notice loses at most that much); HPC_TF_CHECKPOINT_EVERY for scripts of their own
+    checkpoint_every: Literal["epoch"] | Annotated[int, Meta(ge=1, le=1_000_000_000)] = "epoch"
 
     @property
     def ntasks(self) -> int:

@@ -114,7 +114,10 @@ def attempt_ended(
         return status
     last = _replace(status.attempts[-1], end=now, cause=cause, checkpoint_step=checkpoint_step, requeue=decision)
     changed = _replace(status, attempts=[*status.attempts[:-1], last])
-    return _replace(changed, state="REQUEUED") if requeued else _replace(changed, message=f"{refused}: {decision}")
+    if not requeued:
+        return _replace(changed, message=f"{refused}: {decision}")
+    counts = {**status.restarts_by_cause, cause: status.restarts_by_cause.get(cause, 0) + 1}
+    return _replace(changed, state="REQUEUED", restarts_by_cause=counts)
 
 
 def lead_exited(status: RunStatus, exit_code: int, now: str, signals: list[str]) -> RunStatus:

@@ -83,6 +83,8 @@ def _message(key: str, text: str) -> str:
             "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), "
             "'script' (your script runs on every task)"
         )
+    if key == "checkpoint_every":
+        return "valid values: 'epoch' (the default), or a number of batches from 1"
     text = re.sub(r" - at `\$[^`]*`$", "", text)
     text = re.sub(r", got `[^`]*`$", "", text)  # the value itself is shown after the message
     text = re.sub(r"`([a-z]+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), text)

@@ -50,6 +50,7 @@ def checkpoint_environment(run: RunDir, job: JobRecord, restart_count: int) -> d
     return {
         "HPC_TF_CHECKPOINT_DIR": str(folder),
         "HPC_TF_RESTART_COUNT": str(restart_count),
+        "HPC_TF_CHECKPOINT_EVERY": str(job.checkpointing.every),
         "HPC_TF_CHECKPOINT_REQUEST": str(run.checkpoint_request(restart_count)),
     }
 

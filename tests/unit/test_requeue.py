@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hpc_tf.core.requeue import cause_of_warning, decide_requeue, requeue_directives
@@ -107,6 +109,8 @@ def _spec(tmp_path, **keys):  # type: ignore[no-untyped-def]
         ({"max_restarts": -1}, "max_restarts"),
         ({"checkpoint_signal": "KILL"}, "checkpoint_signal"),
         ({"checkpoint_lead_seconds": 5}, "checkpoint_lead_seconds"),
+        ({"checkpoint_every": "batch"}, "checkpoint_every"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
         (
             {"requeue_on": ["timeout"], "compute_target": {"additional_parameters": {"requeue": True}}},
             "requeue_on + compute_target.additional_parameters.requeue",
@@ -242,3 +246,25 @@ def test_the_in_job_runtime_never_loads_submitit() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(("every", "env"), [(None, "epoch"), ("epoch", "epoch"), (50, "50")])
+def test_checkpoint_every_reaches_the_script(tmp_path, every, env: str) -> None:  # type: ignore[no-untyped-def]
+    from hpc_tf.core.requeue import checkpointing
+    from hpc_tf.job.requeue import checkpoint_environment
+
+    spec = _spec(tmp_path, **({} if every is None else {"checkpoint_every": every}))
+    record = checkpointing(spec)
+    assert record.every == (every or "epoch")
+
+    class Job:  # the one field checkpoint_environment reads
+        checkpointing = record
+
+    class Run:
+        path = tmp_path
+
+        def checkpoint_request(self, n: int) -> Path:
+            return tmp_path / f"req-{n}"
+
+    out = checkpoint_environment(Run(), Job(), 0)  # type: ignore[arg-type]
+    assert out["HPC_TF_CHECKPOINT_EVERY"] == env

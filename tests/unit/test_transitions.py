@@ -452,6 +452,12 @@ def test_attempts_are_recorded_one_per_start_slurm_made() -> None:
     assert [(a.n, a.cause) for a in second.attempts] == [(0, "timeout"), (1, "")] and second.restarts == 1
     refused = transitions.attempt_ended(second, "timeout", 7, "max_restarts reached (1 of 1)", False, LATER)
     assert refused.state == "RUNNING" and refused.message == "not requeued: max_restarts reached (1 of 1)"
+    assert ended.restarts_by_cause == refused.restarts_by_cause == {"timeout": 1}  # a refusal is no restart
+    restarted = transitions.attempt_ended(second, "preemption", 9, "requeued after preemption (restart 2)", True, LATER)
+    assert restarted.restarts_by_cause == {"timeout": 1, "preemption": 1}
+    unasked = transitions.attempt_ended(second, "node_failure", 9, "node_failure is not in requeue_on", False, LATER,
+                                        "not restarted")  # fmt: skip
+    assert unasked.message == "not restarted: node_failure is not in requeue_on"
 
 
 QUEUED_FOR_ATTEMPTS = transitions.queued(transitions.submitted("r", "e", "slurm", NOW), "7")
