@@ -65,6 +65,7 @@ class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
             delete_checkpoint=False,
         )
         self._batch = 0  # batches done in the current epoch
+        self._stop_at_epoch_end = False  # asked at an epoch's last batch: the epoch ends whole, then the script
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._current_epoch, self._batch = epoch, 0  # Keras sets it only at epoch end: a resumed run's first would be 0
@@ -72,15 +73,29 @@ class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._batch = 0  # the epoch is whole: its save resumes at the next one
         super().on_epoch_end(epoch, logs)
+        if self._stop_at_epoch_end:
+            if self.save_freq != "epoch":
+                self._save_model()
+            self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         from . import checkpoint
 
         self._batch = batch + 1
-        if checkpoint.requested():
+        if checkpoint.requested() and not self._stop_at_epoch_end:
+            if self._batch == self.params.get("steps"):  # the epoch's last batch: let it end (its metrics, its save)
+                self._stop_at_epoch_end = True
+                return
             self._save_model()
             raise SystemExit(checkpoint.REQUEUE_ME)
         super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        from . import checkpoint
+
+        super().on_train_end(logs)
+        if self._stop_at_epoch_end:
+            raise SystemExit(checkpoint.REQUEUE_ME)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Restore the newest save that loads; warn about (and set aside) newer ones that do not; none: from scratch."""

@@ -47,6 +47,7 @@ class LegacyCheckpointing(tf.keras.callbacks.BackupAndRestore):
         )
         self._hvd = _horovod()
         self._writer = self._hvd is None or self._hvd.rank() == 0
+        self._stop_at_epoch_end = False  # asked at an epoch's last batch: the epoch ends whole, then the script
 
     def _ps(self) -> bool:
         return isinstance(self.model.distribute_strategy, tf.distribute.ParameterServerStrategy)
@@ -63,18 +64,31 @@ class LegacyCheckpointing(tf.keras.callbacks.BackupAndRestore):
         return not self._ps()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self._ps() and self._agreed(checkpoint.requested()):
-            self._stop(self._current_epoch, batch)
+        if not self._ps() and not self._stop_at_epoch_end and self._agreed(checkpoint.requested()):
+            if batch + 1 == self.params.get("steps"):  # the epoch's last batch: let it end (its metrics, its save)
+                self._stop_at_epoch_end = True
+            else:
+                self._stop(self._current_epoch, batch)
         super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """The epoch's save; a stop asked for at its last batch (or, with parameter servers, during it) ends here."""
         super().on_epoch_end(epoch, logs)
         if self.save_freq == "epoch":
             self._report(epoch + 1, 0)
         if self._ps() and checkpoint.requested():
+            self._stop_at_epoch_end = True
+        if self._stop_at_epoch_end:
             if self.save_freq != "epoch":
                 self._backup(epoch=epoch)
                 self._report(epoch + 1, 0)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_end(logs)
+        if self._stop_at_epoch_end:
+            if self._hvd is not None:  # the others wait for rank 0's save
+                self._hvd.allreduce(tf.constant([0]), op=self._hvd.Sum, name="hpc_tf_checkpoint_saved")
             raise SystemExit(checkpoint.REQUEUE_ME)
 
     def _agreed(self, mine: bool) -> bool:

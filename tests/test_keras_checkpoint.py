@@ -162,6 +162,19 @@ def test_a_request_saves_mid_epoch_exits_75_and_the_next_run_resumes_at_that_epo
     assert starts(tmp_path, 1)[1:] == saved_at_request  # resumed from the weights of batch 3, not epoch 0's end
 
 
+def test_a_request_at_an_epochs_last_batch_lets_the_epoch_end_and_resumes_at_the_next(tmp_path: Path) -> None:
+    """The epoch is whole: its end runs (metrics, the epoch's save), then the script exits 75; nothing is redone."""
+    request = tmp_path / "request"
+    stopped = train(tmp_path, 3, TEST_REQUEST_AT="1:7", HPC_TF_CHECKPOINT_REQUEST=str(request))  # 8 batches an epoch
+    assert stopped.returncode == 75, stopped.stderr
+    assert keras_dir(tmp_path) == {"save-000000": {"epoch": 1, "batch": 0}, "save-000001": {"epoch": 2, "batch": 0}}
+    assert progress(tmp_path) == 2_000_000
+    request.unlink()
+    resumed = train(tmp_path, 3, HPC_TF_CHECKPOINT_REQUEST=str(request))
+    assert resumed.returncode == 0, resumed.stderr
+    assert epochs(tmp_path) == [0, 1, 2]  # epoch 1 is not trained again
+
+
 @pytest.mark.parametrize("legacy", ["0", "1"])
 def test_the_runs_checkpoint_every_is_the_default_save_freq(tmp_path: Path, legacy: str) -> None:
     """checkpoint_every reaches Checkpointing through HPC_TF_CHECKPOINT_EVERY, under Keras 3 and tf-keras."""

@@ -109,10 +109,13 @@ def attempt_ended(
 ) -> RunStatus:
     """The current attempt was ended by `cause` (a warning signal, a preemption, a node failure): what was decided
     is recorded; a requeued run is REQUEUED (not final) until Slurm starts its next attempt. `refused` words a
-    refusal: "not requeued" (hpc_tf would have asked), "not restarted" (Slurm restarted it, hpc_tf stops it)."""
+    refusal: "not requeued" (hpc_tf would have asked), "not restarted" (Slurm restarted it, hpc_tf stops it). `now` ""
+    leaves the end unknown: an attempt killed without notice is only found ended when the next one starts."""
     if status.final or not status.attempts:
         return status
-    last = _replace(status.attempts[-1], end=now, cause=cause, checkpoint_step=checkpoint_step, requeue=decision)
+    last = _replace(
+        status.attempts[-1], end=now or None, cause=cause, checkpoint_step=checkpoint_step, requeue=decision
+    )
     changed = _replace(status, attempts=[*status.attempts[:-1], last])
     if not requeued:
         return _replace(changed, message=f"{refused}: {decision}")

@@ -138,9 +138,9 @@ class Requeuer:
             return None
         states = {} if self.ctx.local else node_states(last.nodes)
         cause = cause_of_unannounced_end(read_request(self.run.checkpoint_request(last.n)), unhealthy_nodes(states))
-        return None if self._decide(cause, "not restarted") else self.run.read_status().message
+        return None if self._decide(cause, "not restarted", known_end=False) else self.run.read_status().message
 
-    def _decide(self, cause: str, refused: str) -> bool:
+    def _decide(self, cause: str, refused: str, known_end: bool = True) -> bool:
         """Close the current attempt with its cause, checkpoint step and what core.requeue decides."""
         status = self.run.read_status()
         step = checkpoint_progress(self.run.path / self.job.checkpointing.checkpoint_dir)
@@ -150,7 +150,8 @@ class Requeuer:
         decision = decide_requeue(cause, c.requeue_on, c.max_restarts, past, steps)
 
         def ended(s: RunStatus) -> RunStatus:
-            return transitions.attempt_ended(s, cause, step, decision.reason, decision.allowed, utc_now(), refused)
+            now = utc_now() if known_end else ""
+            return transitions.attempt_ended(s, cause, step, decision.reason, decision.allowed, now, refused)
 
         self.run.transition(ended)
         return decision.allowed
