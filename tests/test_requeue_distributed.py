@@ -142,7 +142,7 @@ def test_a_parameter_server_chief_saves_the_servers_stop_and_all_come_back(slurm
     def servers_stopped() -> bool:
         tasks = [json.loads(p.read_text()) for p in (run_dir / "tasks").glob("rank-*.json")]
         ended = {t["rank"]: t for t in tasks if t.get("end_time")}
-        if len(ended) == 3:
+        if len(ended) == 3 and read_status(run_dir)["attempts"][0]["end"]:  # and the chief recorded its decision
             stopped_attempt.update(ended)
             return True
         return False
