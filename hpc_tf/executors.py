@@ -41,7 +41,13 @@ def slurm_parameters(spec: EstimatorSpec, target: Target) -> dict[str, Any]:
 
 
 def make_executor(spec: EstimatorSpec, target: Target, backend: str, folder: Path) -> "submitit.Executor":
+    """A submitit executor with the estimator's resources; a config with roles (a heterogeneous job) has none
+    that one allocation could give."""
     import submitit
+
+    if spec.roles:
+        message = "an executor runs your functions in one allocation; roles describe a heterogeneous job's components"
+        raise ConfigError([Problem("roles", message, sorted(spec.roles))])
 
     executor: submitit.Executor
     if backend == "slurm":

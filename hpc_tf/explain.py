@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .core.hetjob import components, het_layout
 from .core.hostlist import expand
 from .core.layout import bind_gpus, block_tasks_per_node, layout, managed_role
 from .core.plan import gpus_per_node as requested_gpus
@@ -21,12 +22,9 @@ def explain_rows(
     spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None, gpus_per_node: int | None
 ) -> list[dict[str, Any]]:
     """One row per task, for an allocation of `nodelist` (default node1..nodeN)."""
-    try:
-        nodes = expand(nodelist) if nodelist else [f"node{i + 1}" for i in range(spec.node_count)]
-    except ValueError as exc:
-        raise UsageError(f"--nodelist: {exc}") from None
-    if len(nodes) != spec.node_count:
-        raise UsageError(f"--nodelist: {nodelist!r} has {len(nodes)} nodes but node_count is {spec.node_count}")
+    if spec.roles:
+        return het_rows(spec, target, nodelist, job_id, gpus_per_node)
+    nodes = _nodes(nodelist, spec.node_count, "node_count")
     if spec.ntasks > MAX_TASKS:
         raise UsageError(
             f"explain shows at most {MAX_TASKS} tasks; this job has {spec.ntasks} "
@@ -62,6 +60,48 @@ def explain_rows(
     return rows
 
 
+def _nodes(nodelist: str | None, count: int, what: str) -> list[str]:
+    """The allocation's nodes: --nodelist in Slurm's order, or node1..N."""
+    try:
+        nodes = expand(nodelist) if nodelist else [f"node{i + 1}" for i in range(count)]
+    except ValueError as exc:
+        raise UsageError(f"--nodelist: {exc}") from None
+    if len(nodes) != count:
+        raise UsageError(f"--nodelist: {nodelist!r} has {len(nodes)} nodes but {what} is {count}")
+    return nodes
+
+
+def het_rows(
+    spec: EstimatorSpec, target: Target, nodelist: str | None, job_id: int | None, gpus_per_node: int | None
+) -> list[dict[str, Any]]:
+    """A heterogeneous job's rows (roles:): --nodelist holds the components' nodes one after the other."""
+    comps = components(spec, target.options)
+    nodes = _nodes(nodelist, sum(c.node_count for c in comps), "the roles' node count (all components)")
+    starts = [sum(c.node_count for c in comps[:i]) for i in range(len(comps))]
+    groups = [nodes[start : start + c.node_count] for start, c in zip(starts, comps, strict=True)]
+    slots = het_layout(comps, groups, job_id or 0)
+    rows = []
+    for c in comps:
+        gpus = c.gpus_per_node if gpus_per_node is None or not c.gpus_per_node else gpus_per_node
+        visible = ",".join(str(i) for i in range(gpus)) or None
+        for slot in slots[c.first_rank : c.first_rank + c.ntasks]:
+            cuda = bind_gpus(visible, slot, spec.use_gpu)
+            rows.append(
+                {
+                    "component": c.index,
+                    "rank": slot.rank,
+                    "node": slot.node,
+                    "local_rank": slot.local_rank,
+                    "role": slot.role,
+                    "index": slot.index,
+                    "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
+                    "gpus": visible if cuda is None and visible else cuda,
+                    "runs": "TensorFlow server" if managed_role("ps", spec.ps_mode, slot.role) else spec.entry_script,
+                }
+            )
+    return rows
+
+
 def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | None) -> str:
     """A plain text table; ports are offsets from the job's port base unless a job id is given."""
     head = ["rank", "node", "local", "role", "index", "port" if job_id is not None else "port (base+)", "gpus", "runs"]
@@ -78,12 +118,20 @@ def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | N
         ]
         for r in rows
     ]
+    if spec.roles:  # a heterogeneous job: which component each task is in
+        head, table = ["component", *head], [[str(r["component"]), *row] for r, row in zip(rows, table, strict=True)]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     backend = spec.distributed_backend or "none (one process)"
     notes = [f"distributed_backend: {backend}; {spec.ntasks} tasks on {spec.node_count} nodes"]
-    if spec.spread_tasks:
+    if spec.roles:
+        nodes = len({(r["component"], r["node"]) for r in rows})
+        notes = [
+            f"distributed_backend: ps; {spec.ntasks} tasks on {nodes} nodes in {len({r['component'] for r in rows})} "
+            "components of one heterogeneous job (roles; --nodelist lists the components' nodes in order)"
+        ]
+    elif spec.spread_tasks:
         notes.append(
             f"no process_count_per_node: the job asks Slurm for --nodes={spec.node_count} --ntasks={spec.ntasks} "
             "and Slurm fills the first nodes first (the table shows that layout)"

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import msgspec
 
+from .core.hetjob_checks import NO_SWEEP, check_roles, convert_roles
 from .core.spec import EstimatorSpec, SlurmOptions
 from .core.sweep_spec import SweepSpec
 from .core.validation import check_layout, convert, dedupe, unsafe_strings
@@ -91,6 +92,8 @@ def validate_config(
     if given:
         sweep, found = parse_sweep(data[given[0]], given[0], source)
         problems += found
+        if "roles" in data:
+            problems.append(Problem(f"roles + {given[0]}", NO_SWEEP, source=source))
     try:
         spec = validate(job, base_dir, source)
     except ConfigError as exc:
@@ -107,14 +110,19 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
     features) and raised together as one ConfigError, even when the schema itself failed.
     """
     problems = list(unsafe_strings(data, "", source))
-    spec, more = convert(EstimatorSpec, data, source)
+    spec, more = convert(EstimatorSpec, {k: v for k, v in data.items() if k != "roles"}, source)
     problems += more
+    roles, more = convert_roles(data["roles"], source) if "roles" in data else ({}, [])
+    problems += more
+    if spec is not None and roles:
+        spec = msgspec.structs.replace(spec, roles=roles)
     source_dir, more = _check_files(data, Path(base_dir), source)
     problems += more
     if isinstance(data.get("compute_target"), dict):
         problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
     if spec is not None:
         problems += _check_environment(spec, data, Path(base_dir), source) + check_layout(spec, data, source)
+        problems += check_roles(spec, data, source)
 
     if problems:
         raise ConfigError(dedupe(problems))

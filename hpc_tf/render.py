@@ -128,6 +128,7 @@ def _render(plan: ScriptPlan, site_dir: str | None, cache_dir: str | None) -> st
             package_root=plan.package_root,
             modules=plan.modules,
             setup=plan.setup,
+            components=plan.components,
         )
     )
 

@@ -14,10 +14,12 @@ import msgspec
 
 from .backends import choose_backend, get_backend
 from .core import transitions
-from .core.plan import default_environment, job_record, local_plan, required_packages, slurm_plan, user_environment
+from .core.hetjob import job_plan
+from .core.hetjob_checks import NEEDS_SLURM, NOT_LAUNCHED
+from .core.plan import default_environment, job_record, local_plan, required_packages, user_environment
 from .core.records import EnvRequest, InJobEnvironment, JobRecord
 from .core.spec import EstimatorSpec
-from .errors import ConfigError, HpcTfError, Problem, SubmissionError
+from .errors import ConfigError, HpcTfError, Problem, SubmissionError, UsageError
 from .interpreters import (
     InterpreterError,
     has_distributions,
@@ -52,7 +54,9 @@ def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", prob
     root = package_root()
     as_root = os.geteuid() == 0
     if chosen == "slurm":
-        script_plan = slurm_plan(spec, target.options, sys.executable, root, as_root)
+        script_plan = job_plan(spec, target.options, sys.executable, root, as_root)
+    elif spec.roles:
+        raise ConfigError([Problem("roles", f"{NEEDS_SLURM} (backend {chosen!r}: {why})", sorted(spec.roles))])
     else:
         script_plan = local_plan(spec, sys.executable, root, as_root)
     script = render_script(script_plan, settings.template_dir, str(settings.template_cache))
@@ -64,6 +68,8 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     from .snapshot import plan_snapshot
 
     spec = sub.spec
+    if spec.roles:  # issue 12, phase 1: nothing is written, nothing is queued
+        raise UsageError(NOT_LAUNCHED)
     runs_dir = settings.runs_dir.absolute()
     snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(settings.snapshot_max_mb * 2**20))
     python, in_job, env_record = job_environment(spec, settings)

@@ -19,6 +19,7 @@ import msgspec
 
 from .backends import choose_backend
 from .core import sweep_transitions as st
+from .core.hetjob_checks import NO_SWEEP
 from .core.plan import job_record
 from .core.records import SweepRecord
 from .core.sampling import draw_trials
@@ -49,6 +50,8 @@ def prepare_sweep(
     spec: EstimatorSpec, sweep: SweepSpec, settings: Settings, backend: str = "auto", probe: bool = True, key: str = ""
 ) -> SweepSubmission:
     """Resolve the target and choose the backend: sweeps are Slurm job arrays."""
+    if spec.roles:  # a config file's is refused by validation; an estimator given to a HyperDriveConfig, here
+        raise ConfigError([Problem(f"roles + {key or 'hyperdrive'}", NO_SWEEP, sorted(spec.roles))])
     target = resolve_target(spec, settings.target_files)
     chosen, why = choose_backend(backend, target.backend, settings, probe)
     if chosen != "slurm":

@@ -14,6 +14,7 @@ from typing import Any, Literal, Sequence
 
 import msgspec
 
+from .core.hetjob_checks import check_target
 from .core.spec import EstimatorSpec, SlurmOptions
 from .core.validation import check_gpus, convert
 from .errors import ConfigError, Problem
@@ -33,9 +34,15 @@ class Target(msgspec.Struct, frozen=True):
 
 
 def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
-    """Resolve spec.compute_target into a Target and check it fits the job (GPUs per process)."""
+    """Resolve spec.compute_target into a Target and check it fits the job (GPUs per process; with roles, that it
+    holds only the whole job's options and the roles' defaults)."""
     target = _resolve(spec, paths)
-    problems = check_gpus(spec, target.options.gpus_per_node, None if target.source == "config" else target.source)
+    source = None if target.source == "config" else target.source
+    problems = (
+        check_target(spec, target.options, source)
+        if spec.roles
+        else check_gpus(spec, target.options.gpus_per_node, source)
+    )
     if problems:
         raise ConfigError(problems)
     return target

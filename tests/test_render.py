@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hpc_tf.core.hetjob import job_plan
 from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
 from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.loading import load_spec, validate
@@ -31,10 +32,10 @@ def bash_n(script: str) -> None:
 def test_every_example_config_validates_and_renders(config: Path) -> None:
     spec = load_spec(config)
     target = resolve_target(spec, Settings.from_env({"HOME": "/nonexistent"}).target_files)
-    for plan in (
-        slurm_plan(spec, target.options, "/usr/bin/python3", "/opt/x"),
-        local_plan(spec, "/usr/bin/python3", "/opt/x"),
-    ):
+    plans = [job_plan(spec, target.options, "/usr/bin/python3", "/opt/x")]
+    if not spec.roles:  # a heterogeneous job (roles:) needs Slurm: no local script
+        plans.append(local_plan(spec, "/usr/bin/python3", "/opt/x"))
+    for plan in plans:
         script = render_script(plan)
         bash_n(script)
         assert script.startswith("#!/bin/bash\n")

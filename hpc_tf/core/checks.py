@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 from .spec import (
     CONDA_SPEC_RE,
     ENV_NAME_RE,
+    HETJOB_JOB_OPTIONS,
     MODULE_RE,
     NAME_RE,
     RESERVED_SBATCH_OPTIONS,
@@ -16,6 +17,7 @@ from .spec import (
     SLURM_MEM_RE,
     SLURM_TIME_RE,
     EstimatorSpec,
+    RoleOptions,
     SlurmOptions,
 )
 
@@ -86,6 +88,19 @@ def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
     return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
 
 
+def _component_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A role's additional_parameters: options of its own component, never one Slurm passes on to the others."""
+    for name in value:
+        option = str(name).replace("_", "-")
+        if SBATCH_OPTION_RE.match(str(name)) and option in HETJOB_JOB_OPTIONS:
+            return name, (
+                f"--{option} is an option of the whole job (sbatch passes it from the first component of a "
+                "heterogeneous job to the others, or reads it there only): put it in "
+                "compute_target.additional_parameters"
+            )
+    return _sbatch_options(value)
+
+
 CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
     EstimatorSpec: {
         "experiment": _pattern(
@@ -135,6 +150,10 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         else ("", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
         "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
         "additional_parameters": _sbatch_options,
+    },
+    RoleOptions: {
+        "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
+        "additional_parameters": _component_options,
     },
 }
 

@@ -34,6 +34,8 @@ class ScriptPlan(msgspec.Struct, frozen=True):
     package_root: str = ""
     modules: list[str] = []
     setup: list[str] = []
+    # a heterogeneous job (roles:, core/hetjob.py): (role, #SBATCH options) of each component; `directives` is empty
+    components: list[tuple[str, list[tuple[str, str | None]]]] = []
 
 
 def slurm_time(seconds: int) -> str:
@@ -87,12 +89,12 @@ def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[
     if spec.requeue_on:
         mpirun = spec.launcher == "mpirun"
         layout += requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds, mpirun)
-    elif not _asks_requeue(options):
+    elif not asks_requeue(options):
         layout.append(("no-requeue", None))
     return layout + slurm_options(spec, options)
 
 
-def _asks_requeue(options: SlurmOptions) -> bool:
+def asks_requeue(options: SlurmOptions) -> bool:
     """`requeue: true` or `requeue: null` (a bare flag) in additional_parameters; `false` does not."""
     params = options.additional_parameters
     return "requeue" in params and params["requeue"] is not False
@@ -116,7 +118,7 @@ def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str,
     """
     params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
     extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
-    if spec.requeue_on or not _asks_requeue(options):
+    if spec.requeue_on or not asks_requeue(options):
         requeue = requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds)
         extra.update({name.replace("-", "_"): True if value is None else value for name, value in requeue})
     extra.update(
@@ -129,6 +131,8 @@ def slurm_plan(
     spec: EstimatorSpec, options: SlurmOptions, python: str, package_root: str, as_root: bool = False
 ) -> ScriptPlan:
     """The Slurm job: #SBATCH header, then `exec` of the launcher (srun, or mpirun for Horovod)."""
+    if spec.roles:  # one allocation would put every role on the same kind of node: never render it
+        raise ValueError("a config with roles is a heterogeneous job: plan it with core.hetjob.job_plan")
     if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
         launch = mpirun_argv(spec, python, package_root, as_root)
     else:
@@ -148,6 +152,7 @@ def srun_argv(spec: EstimatorSpec, python: str) -> list[str]:
 
 # Forwarded to every rank by name (Horovod's practice: values never pass through quoting).
 MPIRUN_FORWARD = ("PATH", "HPC_TF_BACKEND", "PYTHONUNBUFFERED")
+MPIRUN_FLAGS = ("--bind-to", "none", "--map-by", "slot", "--mca", "pml", "ob1", "--mca", "btl", "^openib")
 
 
 def mpirun_argv(spec: EstimatorSpec, python: str, package_root: str, as_root: bool = False) -> list[str]:
@@ -156,21 +161,7 @@ def mpirun_argv(spec: EstimatorSpec, python: str, package_root: str, as_root: bo
     Flags from Horovod's guide: no binding (TensorFlow manages its threads), ranks mapped by
     slot (Slurm's tasks per node), the ob1 point-to-point layer without openib.
     """
-    argv = [
-        "mpirun",
-        "-np",
-        str(spec.ntasks),
-        "--bind-to",
-        "none",
-        "--map-by",
-        "slot",
-        "--mca",
-        "pml",
-        "ob1",
-        "--mca",
-        "btl",
-        "^openib",
-    ]
+    argv = ["mpirun", "-np", str(spec.ntasks), *MPIRUN_FLAGS]
     if as_root:  # the job runs as its submitter; Open MPI refuses root unless told
         argv.append("--allow-run-as-root")
     for name in MPIRUN_FORWARD + (("PYTHONPATH",) if package_root else ()):

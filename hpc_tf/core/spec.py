@@ -48,6 +48,21 @@ RESERVED_SBATCH_OPTIONS = frozenset(
         "distribution",
     }
 )
+# Per-role placement (`roles:`, a heterogeneous job): the roles in the order of the job's components and ranks.
+ROLE_NAMES = ("chief", "ps", "worker", "evaluator")
+# sbatch options Slurm passes on from one component of a heterogeneous job to the next (Slurm 22.05
+# heterogeneous_jobs.html, "propagated options"; mail and licenses work on the first component only): they
+# describe the whole job, so they belong in compute_target, never in one role's options.
+HETJOB_JOB_OPTIONS = frozenset(
+    {
+        *("account", "acctg-freq", "begin", "cluster-constraint", "clusters", "comment", "deadline", "delay-boot"),
+        *("dependency", "error", "export", "export-file", "exclude", "get-user-env", "gid", "hold", "ignore-pbs"),
+        *("immediate", "input", "job-name", "licenses", "mail-type", "mail-user", "mcs-label", "nice", "no-kill"),
+        *("no-requeue", "open-mode", "output", "parsable", "priority", "profile", "propagate", "qos", "quiet"),
+        *("reboot", "requeue", "reservation", "signal", "test-only", "time", "time-min", "uid", "verbose", "wait"),
+        *("wait-all-nodes", "wckey"),
+    }
+)
 MAX_SECONDS = 366 * 86400  # a year: longer is a typo (Slurm itself stops at UNLIMITED)
 MODULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$", re.ASCII)  # never an option: no leading '-'
 CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
@@ -67,6 +82,22 @@ class SlurmOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     exclude: str | None = None
     reservation: str | None = None
     additional_parameters: dict[str, Any] = {}
+
+
+class RoleOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One role's component of a heterogeneous job (`roles:`): the Slurm options of its own nodes, and its size.
+
+    Options of the whole job (time, account, qos, exclude, reservation, requeue) stay in compute_target: Slurm
+    passes them from the first component to the others."""
+
+    partition: str | None = None
+    cpus_per_task: Annotated[int, Meta(ge=1, le=4096)] | None = None
+    mem: str | Annotated[int, Meta(ge=1)] | None = None
+    gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None
+    constraint: str | None = None
+    additional_parameters: dict[str, Any] = {}
+    node_count: Annotated[int, Meta(ge=1, le=4096)] | None = None  # None: one node per process_count_per_node tasks
+    process_count_per_node: Annotated[int, Meta(ge=1, le=256)] | None = None  # None: 1
 
 
 class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +145,8 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     # how often hpc_tf.keras.Checkpointing saves besides the warning: every epoch, or every N batches (a preemption or
     # a node failure without notice loses at most that much); HPC_TF_CHECKPOINT_EVERY for scripts of their own
     checkpoint_every: Literal["epoch"] | Annotated[int, Meta(ge=1, le=1_000_000_000)] = "epoch"
+    # per-role placement (issue 12): role → its own component of a heterogeneous job; 'ps' only (core/hetjob.py)
+    roles: dict[str, RoleOptions] = {}
 
     @property
     def ntasks(self) -> int:

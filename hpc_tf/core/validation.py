@@ -15,10 +15,11 @@ from .checks import CHECKS
 from .spec import (
     DISTRIBUTED_BACKENDS,
     EstimatorSpec,
+    RoleOptions,
     SlurmOptions,
 )
 
-S = TypeVar("S", EstimatorSpec, SlurmOptions)
+S = TypeVar("S", EstimatorSpec, SlurmOptions, RoleOptions)
 _TYPE_WORDS = {
     "int": "an integer",
     "str": "a string",
@@ -135,6 +136,7 @@ ONLY_FOR = {
     "parameter_server_count": ("ps",),
     "ps_mode": ("ps",),
     "evaluator": ("ps",),
+    "roles": ("ps",),
     "launcher": ("mpi",),
     "mpi_plugin": ("mpi",),
     "launcher_args": ("mpi", "ps", "multiworker"),

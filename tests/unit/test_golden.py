@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan, slurm_plan
+from hpc_tf.core.hetjob import job_plan
+from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan
 from hpc_tf.core.sweep_plan import array_plan, plan_chunks
 from hpc_tf.loading import load_config
 from hpc_tf.render import render_script
@@ -33,7 +34,12 @@ AS_ROOT = False
 
 # A sweep config (a hyperdrive: block) renders its first job array for Slurm; sweeps have no local script.
 SWEEPS = {config for config in CONFIGS if load_config(config)[1] is not None}
-CASES = [(config, backend) for config in CONFIGS for backend in BACKENDS if backend == "slurm" or config not in SWEEPS]
+# A config with roles: is a Slurm heterogeneous job; the local backend refuses it (no local script either).
+HETJOBS = {config for config in CONFIGS if load_config(config)[0].roles}
+SLURM_ONLY = SWEEPS | HETJOBS
+CASES = [
+    (config, backend) for config in CONFIGS for backend in BACKENDS if backend == "slurm" or config not in SLURM_ONLY
+]
 IDS = [f"{config.stem}.{backend}" for config, backend in CASES]
 
 
@@ -44,7 +50,7 @@ def plan_for(config: Path, backend: str) -> ScriptPlan:
         options = resolve_target(spec, ()).options
         return array_plan(spec, options, PYTHON, PACKAGE_ROOT, chunk, sweep.max_concurrent_runs, None, AS_ROOT)
     if backend == "slurm":
-        return slurm_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
+        return job_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
     return local_plan(spec, PYTHON, PACKAGE_ROOT, AS_ROOT)
 
 
@@ -94,7 +100,7 @@ def test_slurm_golden_shape(config: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "config", [c for c in CONFIGS if c not in SWEEPS], ids=[c.stem for c in CONFIGS if c not in SWEEPS]
+    "config", [c for c in CONFIGS if c not in SLURM_ONLY], ids=[c.stem for c in CONFIGS if c not in SLURM_ONLY]
 )
 def test_local_golden_shape(config: Path) -> None:
     text = golden_path(config, "local").read_text(encoding="utf-8")
