@@ -9,7 +9,7 @@ from typing import Any
 
 from .core.hetjob import components, het_layout
 from .core.hostlist import expand
-from .core.layout import bind_gpus, block_tasks_per_node, layout, managed_role
+from .core.layout import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
 from .core.plan import gpus_per_node as requested_gpus
 from .core.spec import EstimatorSpec
 from .errors import UsageError
@@ -45,19 +45,22 @@ def explain_rows(
     rows = []
     for slot in slots:
         cuda = bind_gpus(visible, slot, spec.use_gpu)
-        rows.append(
-            {
-                "rank": slot.rank,
-                "node": slot.node,
-                "local_rank": slot.local_rank,
-                "role": slot.role,
-                "index": slot.index,
-                "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
-                "gpus": visible if cuda is None and spec.use_gpu else cuda,
-                "runs": "TensorFlow server" if managed_role(backend, spec.ps_mode, slot.role) else spec.entry_script,
-            }
-        )
+        rows.append(_row(spec, backend, slot, job_id, visible if cuda is None and spec.use_gpu else cuda))
     return rows
+
+
+def _row(spec: EstimatorSpec, backend: str | None, slot: Slot, job_id: int | None, gpus: str | None) -> dict[str, Any]:
+    """One task's row: where it runs, as what, its port (the rank when no job id gives the real one), its GPUs."""
+    return {
+        "rank": slot.rank,
+        "node": slot.node,
+        "local_rank": slot.local_rank,
+        "role": slot.role,
+        "index": slot.index,
+        "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
+        "gpus": gpus,
+        "runs": "TensorFlow server" if managed_role(backend, spec.ps_mode, slot.role) else spec.entry_script,
+    }
 
 
 def _nodes(nodelist: str | None, count: int, what: str) -> list[str]:
@@ -87,17 +90,7 @@ def het_rows(
         for slot in slots[c.first_rank : c.first_rank + c.ntasks]:
             cuda = bind_gpus(visible, slot, spec.use_gpu)
             rows.append(
-                {
-                    "component": c.index,
-                    "rank": slot.rank,
-                    "node": slot.node,
-                    "local_rank": slot.local_rank,
-                    "role": slot.role,
-                    "index": slot.index,
-                    "port": None if slot.port is None else (slot.port if job_id is not None else slot.rank),
-                    "gpus": visible if cuda is None and visible else cuda,
-                    "runs": "TensorFlow server" if managed_role("ps", spec.ps_mode, slot.role) else spec.entry_script,
-                }
+                {"component": c.index, **_row(spec, "ps", slot, job_id, visible if cuda is None and visible else cuda)}
             )
     return rows
 

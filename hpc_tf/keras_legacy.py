@@ -87,9 +87,7 @@ class LegacyCheckpointing(tf.keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         super().on_train_end(logs)
         if self._stop_at_epoch_end:
-            if self._hvd is not None:  # the others wait for rank 0's save
-                self._hvd.allreduce(tf.constant([0]), op=self._hvd.Sum, name="hpc_tf_checkpoint_saved")
-            raise SystemExit(checkpoint.REQUEUE_ME)
+            self._exit_after_rank0_saved()
 
     def _agreed(self, mine: bool) -> bool:
         """Whether any rank was asked to stop: every rank calls this after every batch, so all see the same answer."""
@@ -105,6 +103,10 @@ class LegacyCheckpointing(tf.keras.callbacks.BackupAndRestore):
                 self._training_state._ckpt_saved_epoch.assign(epoch - 1)
             self._backup(epoch=epoch, batch=batch)
             self._report(epoch, batch + 1)
+        self._exit_after_rank0_saved()
+
+    def _exit_after_rank0_saved(self) -> None:
+        """End the script asking for a requeue; under Horovod every rank first waits for rank 0's save."""
         if self._hvd is not None:
             self._hvd.allreduce(tf.constant([0]), op=self._hvd.Sum, name="hpc_tf_checkpoint_saved")
         raise SystemExit(checkpoint.REQUEUE_ME)
