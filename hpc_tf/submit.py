@@ -15,11 +15,11 @@ import msgspec
 from .backends import choose_backend, get_backend
 from .core import transitions
 from .core.hetjob import job_plan
-from .core.hetjob_checks import NEEDS_SLURM, NOT_LAUNCHED
+from .core.hetjob_checks import NEEDS_SLURM
 from .core.plan import default_environment, job_record, local_plan, required_packages, user_environment
 from .core.records import EnvRequest, InJobEnvironment, JobRecord
 from .core.spec import EstimatorSpec
-from .errors import ConfigError, HpcTfError, Problem, SubmissionError, UsageError
+from .errors import ConfigError, HpcTfError, Problem, SubmissionError
 from .interpreters import (
     InterpreterError,
     has_distributions,
@@ -68,8 +68,6 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     from .snapshot import plan_snapshot
 
     spec = sub.spec
-    if spec.roles:  # issue 12, phase 1: nothing is written, nothing is queued
-        raise UsageError(NOT_LAUNCHED)
     runs_dir = settings.runs_dir.absolute()
     snap = plan_snapshot(Path(spec.source_directory), [runs_dir], int(settings.snapshot_max_mb * 2**20))
     python, in_job, env_record = job_environment(spec, settings)

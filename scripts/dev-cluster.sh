@@ -198,6 +198,9 @@ PreemptMode=REQUEUE
 SlurmctldParameters=preempt_send_user_signal
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=60
 PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+# per-role placement (issue 12): CPU nodes and GPU nodes (the fake GPUs) for heterogeneous jobs
+PartitionName=cpu Nodes=n[1-2] MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=n[3-4] MaxTime=INFINITE State=UP
 EOF
 }
 

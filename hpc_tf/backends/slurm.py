@@ -15,6 +15,7 @@ from ..rundir import RunDir
 from ..settings import Settings
 from .slurm_text import (
     array_limits,
+    combine_het_jobs,
     expand_array_states,
     parse_sacct,
     parse_scontrol_job,
@@ -95,7 +96,7 @@ class SlurmBackend:
         except OSError as exc:
             return _all(job_ids, NoAnswer(f"{argv[0]}: {exc.strerror or exc}"))
         if proc.returncode == 0:
-            found = parse(proc.stdout)
+            found = combine_het_jobs(parse(proc.stdout))  # a heterogeneous job's `A+0`, `A+1`, ... are one run
             return {job_id: found.get(job_id) or NotKnown(argv[0]) for job_id in job_ids}
         kind = query_failure(proc.returncode, proc.stdout, proc.stderr)
         if kind == "disabled":
