@@ -11,20 +11,19 @@
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
 #SBATCH --partition=cpu
-#SBATCH --mem=8G
+#SBATCH --mem=1000
 #SBATCH hetjob
 # component 1: ps
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
 #SBATCH --partition=cpu
-#SBATCH --cpus-per-task=4
-#SBATCH --mem=16G
+#SBATCH --mem=1000
 #SBATCH hetjob
 # component 2: worker
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
 #SBATCH --partition=gpu
-#SBATCH --mem=32G
+#SBATCH --mem=1000
 #SBATCH --gpus-per-node=1
 set -euo pipefail
 export HPC_TF_BACKEND=slurm

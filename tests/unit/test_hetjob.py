@@ -19,7 +19,7 @@ from hpc_tf.core.hetjob import (
 )
 from hpc_tf.core.layout import bind_gpus, layout, tf_config
 from hpc_tf.core.spec import EstimatorSpec, SlurmOptions
-from hpc_tf.errors import ConfigError, Problem, UsageError
+from hpc_tf.errors import ConfigError, Problem
 from hpc_tf.loading import validate, validate_config
 from hpc_tf.settings import Settings
 from hpc_tf.targets import resolve_target
@@ -408,16 +408,6 @@ def test_render_makes_the_heterogeneous_script_and_local_refuses(tmp_path: Path)
     with pytest.raises(ConfigError) as info:
         prepare(spec, _settings(tmp_path), "local", probe=False)
     assert info.value.problems[0].key == "roles" and "needs Slurm" in info.value.problems[0].message
-
-
-def test_submit_refuses_before_writing_anything(tmp_path: Path) -> None:
-    from hpc_tf.submit import prepare, submit
-
-    settings = _settings(tmp_path)
-    sub = prepare(spec_of(roles={"worker": {}}), settings, "slurm", probe=False)
-    with pytest.raises(UsageError, match=r"renders \(hpc_tf render\) but does not launch yet"):
-        submit(sub, settings)
-    assert not (tmp_path / "runs").exists()
 
 
 def test_the_cli_renders_validates_and_explains_the_example(
