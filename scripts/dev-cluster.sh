@@ -51,6 +51,13 @@ die() { log "ERROR: $*"; exit 1; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 pid_in() { [ -s "$1" ] && cat "$1" || true; }
 node_names() { seq -f 'n%g' 1 "$NODES" | tr '\n' ' '; }
+# issue 12's cpu/gpu partitions: the first half of the nodes, the second half (none on a 1-node cluster)
+hetjob_partitions() {
+  [ "$NODES" -ge 2 ] || return 0
+  local half=$(( NODES / 2 ))
+  echo "PartitionName=cpu Nodes=n[1-$half] MaxTime=INFINITE State=UP"
+  echo "PartitionName=gpu Nodes=n[$((half + 1))-$NODES] MaxTime=INFINITE State=UP"
+}
 nodelist() { if [ "$NODES" = 1 ]; then echo n1; else echo "n[1-$NODES]"; fi; }
 proc_is() { [ "$(cat "/proc/${1:-x}/comm" 2>/dev/null)" = "$2" ] && alive "$1"; }  # pid $1 is a live $2
 ctld_pid() { local p; p=$(pid_in "$DIR/run/slurmctld.pid"); if proc_is "$p" slurmctld; then echo "$p"; fi; }
@@ -199,8 +206,7 @@ SlurmctldParameters=preempt_send_user_signal
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=60
 PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 # per-role placement (issue 12): CPU nodes and GPU nodes (the fake GPUs) for heterogeneous jobs
-PartitionName=cpu Nodes=n[1-2] MaxTime=INFINITE State=UP
-PartitionName=gpu Nodes=n[3-4] MaxTime=INFINITE State=UP
+$(hetjob_partitions)
 EOF
 }
 
