@@ -18,10 +18,6 @@ ROLE_KEYS_TEXT = (
     "partition, cpus_per_task, mem, gpus_per_node, constraint, additional_parameters, node_count, "
     "process_count_per_node"
 )
-NOT_LAUNCHED = (
-    "roles: heterogeneous placement renders (hpc_tf render) but does not launch yet: the in-job runtime does "
-    "not read the components' node lists"
-)
 NEEDS_SLURM = (
     "heterogeneous placement needs Slurm (one job of several components, each on its own kind of node); the "
     "local backend runs every task on this machine: leave roles out to run here"
