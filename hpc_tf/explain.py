@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from .core.hetjob import components, het_layout
+from .core.hetjob_checks import site_hetjob
 from .core.hostlist import expand
 from .core.layout import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
 from .core.plan import gpus_per_node as requested_gpus
+from .core.scheduler import NoAnswer
 from .core.spec import EstimatorSpec
 from .errors import UsageError
+from .settings import Settings
 from .targets import Target
 
 MAX_TASKS = 4096  # a table longer than this is not an explanation
@@ -135,3 +138,24 @@ def format_rows(spec: EstimatorSpec, rows: list[dict[str, Any]], job_id: int | N
             "id (or SLURM_STEP_RESV_PORTS); pass --job-id to see them"
         )
     return "\n".join([*notes, "", *lines])
+
+
+def het_site_notes(settings: Settings) -> list[str]:
+    """What this cluster's configuration means for a heterogeneous job (roles:): whether it would start at all
+    (the backfill scheduler) and how its steps run (disable_hetjob_steps)."""
+    from .backends.probe import slurm_installed
+    from .backends.slurm import SlurmBackend
+
+    ok, why = slurm_installed()
+    config = SlurmBackend(settings).site_config() if ok else NoAnswer(why)
+    if isinstance(config, NoAnswer):
+        return [
+            f"cluster not checked ({config.error}): a heterogeneous job needs SchedulerType=sched/backfill, and "
+            "with SchedulerParameters=disable_hetjob_steps it runs one step per component"
+        ]
+    steps, refusal, notes = site_hetjob(config)
+    out = [f"warning: {refusal}"] if refusal else []
+    out += [f"note: {note}" for note in notes]
+    if steps == "one":
+        out.append("cluster: steps may span components: one srun step across the components")
+    return out

@@ -76,6 +76,7 @@ class Run:
         candidates = ([self.dir.rank_err(failure.rank)] if failure is not None else []) + [
             self.dir.rank_err(0),
             self.dir.launcher_log(0),
+            *sorted(self.dir.logs.glob("launcher-het0-*.log")),  # a heterogeneous job's: one file per component
             *self.dir.batch_logs(),
             self.dir.local_job_log,
         ]

@@ -14,10 +14,11 @@ import msgspec
 
 from .backends import choose_backend, get_backend
 from .core import transitions
-from .core.hetjob import job_plan
-from .core.hetjob_checks import NEEDS_SLURM
+from .core.hetjob import components, job_plan
+from .core.hetjob_checks import NEEDS_SLURM, site_hetjob
 from .core.plan import default_environment, job_record, local_plan, required_packages, user_environment
-from .core.records import EnvRequest, InJobEnvironment, JobRecord
+from .core.records import EnvRequest, HetSteps, InJobEnvironment, JobRecord
+from .core.scheduler import NoAnswer
 from .core.spec import EstimatorSpec
 from .errors import ConfigError, HpcTfError, Problem, SubmissionError
 from .interpreters import (
@@ -43,6 +44,7 @@ class Submission(msgspec.Struct, frozen=True):
     backend: str
     backend_reason: str
     script: str
+    het_steps: HetSteps = "one"  # a heterogeneous job: one step across its components, or one per component
 
 
 def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", probe: bool = True) -> Submission:
@@ -53,14 +55,31 @@ def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", prob
     chosen, why = choose_backend(backend, target.backend, settings, probe)
     root = package_root()
     as_root = os.geteuid() == 0
+    het_steps: HetSteps = "one"
     if chosen == "slurm":
-        script_plan = job_plan(spec, target.options, sys.executable, root, as_root)
+        if spec.roles and probe:
+            het_steps = cluster_het_steps(settings)
+        script_plan = job_plan(spec, target.options, sys.executable, root, as_root, het_steps)
     elif spec.roles:
         raise ConfigError([Problem("roles", f"{NEEDS_SLURM} (backend {chosen!r}: {why})", sorted(spec.roles))])
     else:
         script_plan = local_plan(spec, sys.executable, root, as_root)
     script = render_script(script_plan, settings.template_dir, str(settings.template_cache))
-    return Submission(spec, target, chosen, why, script)
+    return Submission(spec, target, chosen, why, script, het_steps)
+
+
+def cluster_het_steps(settings: Settings) -> HetSteps:
+    """How this cluster lets a heterogeneous job's steps run ("one" step across the components or one
+    "per_component"); a cluster that would never start the job is refused now, not left PENDING."""
+    from .backends.slurm import SlurmBackend
+
+    config = SlurmBackend(settings).site_config()
+    if isinstance(config, NoAnswer):  # the submission itself will say what is wrong with the controller
+        return "one"
+    steps, refusal, _ = site_hetjob(config)
+    if refusal is not None:
+        raise ConfigError([Problem("roles", refusal, config.get("SchedulerType"))])
+    return steps
 
 
 def submit(sub: Submission, settings: Settings) -> RunDir:
@@ -77,7 +96,7 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     except OSError as exc:
         raise SubmissionError(f"cannot create a run directory under {runs_dir}: {exc.strerror or exc}") from None
     try:
-        _write_run(run, sub, snap, job_record(spec, run.run_id, sub.backend, python, in_job), env_record)
+        _write_run(run, sub, snap, _job_record(sub, run.run_id, python, in_job), env_record)
         job_id = get_backend(sub.backend, settings).submit(run, sub.script)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, HpcTfError) else f"{type(exc).__name__}: {exc}"
@@ -89,6 +108,14 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
         raise
     run.transition(lambda s: transitions.queued(s, job_id))
     return run
+
+
+def _job_record(sub: Submission, run_id: str, python: str, in_job: InJobEnvironment | None) -> JobRecord:
+    record = job_record(sub.spec, run_id, sub.backend, python, in_job)
+    if not sub.spec.roles:
+        return record
+    comps = [c.record() for c in components(sub.spec, sub.target.options)]
+    return msgspec.structs.replace(record, components=comps, het_steps=sub.het_steps)
 
 
 def job_environment(

@@ -30,7 +30,9 @@
 # HPC_TF_CLUSTER_CPUS (2 per node), HPC_TF_CLUSTER_GPUS (2 per node), HPC_TF_CLUSTER_PORT (16817),
 # HPC_TF_CLUSTER_ACCOUNTING (0; 1 = real accounting: MariaDB on 127.0.0.1 + slurmdbd, so `sacct`
 # answers from a database; +~35 s of packages once, +2-3 s per start), HPC_TF_CLUSTER_MAX_ARRAY_SIZE (1001,
-# Slurm's default MaxArraySize), HPC_TF_CLUSTER_MAX_JOB_COUNT (10000, Slurm's default MaxJobCount).
+# Slurm's default MaxArraySize), HPC_TF_CLUSTER_MAX_JOB_COUNT (10000, Slurm's default MaxJobCount),
+# HPC_TF_CLUSTER_SCHEDULER (sched/backfill; sched/builtin never starts a heterogeneous job),
+# HPC_TF_CLUSTER_HETJOB_STEPS (1; 0 adds SchedulerParameters=disable_hetjob_steps: no step spans components).
 # Must run as root (daemons run as root, SlurmUser=root). No systemd or cgroups needed.
 set -euo pipefail
 
@@ -43,6 +45,8 @@ TIMEOUT=${HPC_TF_CLUSTER_TIMEOUT:-60}
 ACCOUNTING=${HPC_TF_CLUSTER_ACCOUNTING:-0}
 MAX_ARRAY_SIZE=${HPC_TF_CLUSTER_MAX_ARRAY_SIZE:-1001}
 MAX_JOB_COUNT=${HPC_TF_CLUSTER_MAX_JOB_COUNT:-10000}
+SCHEDULER=${HPC_TF_CLUSTER_SCHEDULER:-sched/backfill}
+HETJOB_STEPS=${HPC_TF_CLUSTER_HETJOB_STEPS:-1}
 DB_PORT=$((PORT + 90)); DBD_PORT=$((PORT + 91))
 export SLURM_CONF=$DIR/etc/slurm.conf
 
@@ -191,8 +195,8 @@ MpiDefault=none
 ReturnToService=1
 # a dead slurmd (kill-slurmd) makes its node DOWN and its jobs requeue after 20-30 s, not 300-400 s
 SlurmdTimeout=20
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,bf_interval=1,sched_interval=2
+SchedulerType=$SCHEDULER
+SchedulerParameters=batch_sched_delay=0,bf_interval=1,sched_interval=2$([ "$HETJOB_STEPS" = 0 ] && echo ,disable_hetjob_steps)
 KillWait=5
 InactiveLimit=0
 JobRequeue=1

@@ -16,6 +16,7 @@ from ..settings import Settings
 from .slurm_text import (
     array_limits,
     combine_het_jobs,
+    config_values,
     expand_array_states,
     parse_sacct,
     parse_scontrol_job,
@@ -160,6 +161,19 @@ class SlurmBackend:
             return size, tasks, "scontrol show config"
 
         return answer
+
+    def site_config(self) -> dict[str, str] | NoAnswer:
+        """`scontrol show config` as a mapping (SchedulerType, SchedulerParameters, …), or why there is none."""
+        try:
+            proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return NoAnswer(f"scontrol show config did not answer within {self.timeout:g} s")
+        except OSError as exc:
+            return NoAnswer(f"scontrol: {exc.strerror or exc}")
+        if proc.returncode != 0:
+            said = (proc.stderr.strip() or f"exit status {proc.returncode}").splitlines()[-1]
+            return NoAnswer(f"scontrol show config: {said}")
+        return config_values(proc.stdout)
 
     def throttle(self, job_id: str, limit: int) -> None:
         """Change how many tasks of an array may run at once (0: no limit)."""

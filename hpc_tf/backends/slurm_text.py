@@ -274,20 +274,24 @@ def expand_array_states(states: Mapping[str, JobState]) -> dict[str, JobState]:
     return out
 
 
+def config_values(config_text: str) -> dict[str, str]:
+    """`scontrol show config`'s `Key = value` lines as a mapping (the first of a repeated key)."""
+    out: dict[str, str] = {}
+    for line in config_text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out.setdefault(key.strip(), value.strip())
+    return out
+
+
 def array_limits(config_text: str) -> tuple[int | None, int | None]:
     """(MaxArraySize, max_array_tasks) from `scontrol show config`: the highest array index is MaxArraySize − 1;
     `SchedulerParameters=max_array_tasks=N` caps how many tasks one array may have. None when not printed."""
-    size = tasks = None
-    for line in config_text.splitlines():
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        key, value = key.strip(), value.strip()
-        if key == "MaxArraySize" and value.isdigit():
-            size = int(value)
-        elif key == "SchedulerParameters":
-            for item in value.split(","):
-                name, _, number = item.partition("=")
-                if name.strip() == "max_array_tasks" and number.strip().isdigit():
-                    tasks = int(number)
-    return size, tasks
+    values = config_values(config_text)
+    size = values.get("MaxArraySize", "")
+    tasks = None
+    for item in values.get("SchedulerParameters", "").split(","):
+        name, _, number = item.partition("=")
+        if name.strip() == "max_array_tasks" and number.strip().isdigit():
+            tasks = int(number)
+    return (int(size) if size.isdigit() else None), tasks

@@ -91,6 +91,10 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     est = _estimator(args, settings)
     rows = explain_rows(est.spec, est.target(), args.nodelist, args.job_id, args.gpus_per_node)
     print(json.dumps(rows) if args.json else format_rows(est.spec, rows, args.job_id))
+    if est.spec.roles:  # on stderr: --json's output stays the rows
+        from ..explain import het_site_notes
+
+        print("\n".join(het_site_notes(settings)), file=sys.stderr)
     return 0
 
 
@@ -133,6 +137,13 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     sub = prepare(est.spec, settings, args.backend, probe=False)
     sys.stdout.write(sub.script)
+    if est.spec.roles:  # rendered without asking the cluster: say what submit may change
+        print(
+            "hpc_tf: rendered with one step across the components; where the cluster sets "
+            "SchedulerParameters=disable_hetjob_steps, submit starts one step per component (hpc_tf explain says "
+            "which this cluster does)",
+            file=sys.stderr,
+        )
     return 0
 
 

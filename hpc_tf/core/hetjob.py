@@ -13,7 +13,10 @@ partition, cpus-per-task, constraint and gpus-per-node (reset for every componen
 well: `hetjob_checks` refuses a component that would silently inherit the one before's).
 
 Launch: one srun step spanning the components, `--mpi=none` (the TensorFlow servers talk gRPC, and PMIx across
-components is a known failure, openpmix #3098), one launcher log per component. Pure: node lists are passed in.
+components is a known failure, openpmix #3098), one launcher log per component (srun's %t is not the global rank
+in such a step). Where the site disables steps across components (SchedulerParameters=disable_hetjob_steps), one
+step per component, started and watched by `hpc_tf.job.hetsteps` in the batch script, which tells each step's tasks
+their component (their SLURM_PROCID is then the rank within it). Pure: node lists are passed in.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import msgspec
 from .hostlist import expand
 from .layout import Slot, node_of_ranks, ports_for
 from .plan import BATCH_LOG, JOB_MODULE, ScriptPlan, asks_requeue, slurm_plan, slurm_time
+from .records import ComponentRecord, HetSteps
 from .requeue import requeue_directives
 from .spec import ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
 
@@ -34,6 +38,8 @@ HET_LAUNCHER_LOG = "logs/launcher-het{group}-%t.log"
 # Set in every task of a heterogeneous job (srun(1), "SLURM_*_HET_GROUP_#"); read by the in-job side (phase 2).
 HET_SIZE = "SLURM_HET_SIZE"
 HET_NODELIST = "SLURM_JOB_NODELIST_HET_GROUP_{group}"
+HET_STEPS_MODULE = "hpc_tf.job.hetsteps"  # one step per component: starts them, ends the job at the first failure
+STEP_SEPARATOR = ":"  # between the components' commands, as srun's own (launcher_args may not contain it)
 JOB_LEVEL = ("account", "qos", "exclude", "reservation")  # compute_target options Slurm passes to every component
 COMPONENT_LEVEL = ("partition", "cpus_per_task", "mem", "constraint")  # a role's own; compute_target's by default
 
@@ -52,6 +58,16 @@ class Component(msgspec.Struct, frozen=True):
     @property
     def ntasks(self) -> int:
         return self.node_count * self.tasks_per_node
+
+    def record(self) -> ComponentRecord:
+        """What the in-job runtime needs of it (job.json): no options."""
+        return ComponentRecord(
+            index=self.index,
+            role=self.role,
+            node_count=self.node_count,
+            tasks_per_node=self.tasks_per_node,
+            first_rank=self.first_rank,
+        )
 
 
 def role_tasks(spec: EstimatorSpec, role: str) -> int:
@@ -127,6 +143,12 @@ def het_directives(spec: EstimatorSpec, target: SlurmOptions) -> list[tuple[str,
     return [(c.role, (job_directives(spec, target) if c.index == 0 else []) + component_directives(c)) for c in comps]
 
 
+def _component_argv(spec: EstimatorSpec, c: Component, python: str) -> list[str]:
+    argv = [f"--het-group={c.index}", f"--ntasks={c.ntasks}", "--mpi=none"]
+    argv += [f"--output={HET_LAUNCHER_LOG.format(group=c.index)}", *spec.launcher_args]
+    return [*argv, python, "-u", "-m", JOB_MODULE, "."]
+
+
 def het_srun_argv(spec: EstimatorSpec, comps: Sequence[Component], python: str) -> list[str]:
     """One step over every component: `srun <step options> --het-group=0 … <runtime> : --het-group=1 … : …`.
 
@@ -134,20 +156,32 @@ def het_srun_argv(spec: EstimatorSpec, comps: Sequence[Component], python: str) 
     the MPI plugin and the log are reset for each component, so each gets its own (launcher_args too)."""
     argv = ["srun", "--unbuffered", "--kill-on-bad-exit=1"]
     for c in comps:
-        argv += [":"] if c.index else []
-        argv += [f"--het-group={c.index}", f"--ntasks={c.ntasks}", "--mpi=none"]
-        argv += [f"--output={HET_LAUNCHER_LOG.format(group=c.index)}", *spec.launcher_args]
-        argv += [python, "-u", "-m", JOB_MODULE, "."]
+        argv += [STEP_SEPARATOR] if c.index else []
+        argv += _component_argv(spec, c, python)
     return argv
 
 
-def het_plan(spec: EstimatorSpec, target: SlurmOptions, python: str, package_root: str) -> ScriptPlan:
-    """The heterogeneous job's script: one #SBATCH block per component, then one srun step spanning them."""
+def per_component_argv(spec: EstimatorSpec, comps: Sequence[Component], python: str) -> list[str]:
+    """One step per component, under `hpc_tf.job.hetsteps` (the batch script's process): `python -m
+    hpc_tf.job.hetsteps srun … --het-group=0 … : srun … --het-group=1 … : …`."""
+    argv = [python, "-u", "-m", HET_STEPS_MODULE]
+    for c in comps:
+        argv += [STEP_SEPARATOR] if c.index else []
+        argv += ["srun", "--unbuffered", "--kill-on-bad-exit=1", *_component_argv(spec, c, python)]
+    return argv
+
+
+def het_plan(
+    spec: EstimatorSpec, target: SlurmOptions, python: str, package_root: str, steps: HetSteps = "one"
+) -> ScriptPlan:
+    """The heterogeneous job's script: one #SBATCH block per component, then one srun step spanning them (or,
+    with `steps="per_component"`, one step per component)."""
     comps = components(spec, target)
+    launch = per_component_argv if steps == "per_component" else het_srun_argv
     return ScriptPlan(
         "slurm",
         [],
-        het_srun_argv(spec, comps, python),
+        launch(spec, comps, python),
         package_root,
         list(spec.modules),
         list(spec.setup),
@@ -156,11 +190,16 @@ def het_plan(spec: EstimatorSpec, target: SlurmOptions, python: str, package_roo
 
 
 def job_plan(
-    spec: EstimatorSpec, options: SlurmOptions, python: str, package_root: str, as_root: bool = False
+    spec: EstimatorSpec,
+    options: SlurmOptions,
+    python: str,
+    package_root: str,
+    as_root: bool = False,
+    het_steps: HetSteps = "one",
 ) -> ScriptPlan:
     """The Slurm job of any config: a heterogeneous job with roles, else one allocation (`plan.slurm_plan`)."""
     if spec.roles:
-        return het_plan(spec, options, python, package_root)
+        return het_plan(spec, options, python, package_root, het_steps)
     return slurm_plan(spec, options, python, package_root, as_root)
 
 
@@ -181,7 +220,10 @@ def het_nodelists(env: Mapping[str, str]) -> list[list[str]]:
 
 
 def het_layout(
-    comps: Sequence[Component], nodelists: Sequence[Sequence[str]], job_id: int, resv_ports: str | None = None
+    comps: Sequence[Component | ComponentRecord],
+    nodelists: Sequence[Sequence[str]],
+    job_id: int,
+    resv_ports: str | None = None,
 ) -> list[Slot]:
     """Every task's slot: component by component, each node's tasks in a block (as in one allocation), ports from
     the job id (the leader's, SLURM_JOB_ID in every component) and the global rank; an evaluator has no port."""

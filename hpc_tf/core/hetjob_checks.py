@@ -8,7 +8,8 @@ import difflib
 from typing import Any, Mapping
 
 from ..errors import Problem
-from .hetjob import role_tasks
+from .hetjob import STEP_SEPARATOR, role_tasks
+from .records import HetSteps
 from .spec import HETJOB_JOB_OPTIONS, ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
 from .validation import convert
 
@@ -21,6 +22,15 @@ ROLE_KEYS_TEXT = (
 NEEDS_SLURM = (
     "heterogeneous placement needs Slurm (one job of several components, each on its own kind of node); the "
     "local backend runs every task on this machine: leave roles out to run here"
+)
+NOT_BACKFILL = (
+    "this cluster's SchedulerType is {sched}, and Slurm takes heterogeneous jobs only with sched/backfill (sbatch "
+    "would answer 'Requested operation not supported on this system'): leave roles out (one allocation) or ask "
+    "the site for the backfill scheduler"
+)
+STEPS_DISABLED = (
+    "this cluster sets SchedulerParameters=disable_hetjob_steps (no step may span components): hpc_tf starts "
+    "one step per component and ends the job at the first task that fails"
 )
 NO_SWEEP = (
     "Slurm runs a sweep's trials as one job array and has no arrays of heterogeneous jobs: leave roles out "
@@ -91,6 +101,16 @@ def check_roles(spec: EstimatorSpec, given: Mapping[str, Any], source: str | Non
         problems.append(
             Problem("roles.evaluator", "only with evaluator: true (the job has no evaluator task)", source=source)
         )
+    problems += [
+        Problem(
+            f"launcher_args[{i}]",
+            f"with roles, {STEP_SEPARATOR!r} separates the components' commands (srun a : b); it cannot be an argument",
+            arg,
+            source=source,
+        )
+        for i, arg in enumerate(spec.launcher_args)
+        if arg == STEP_SEPARATOR
+    ]
     for role in ROLE_NAMES:
         if role_tasks(spec, role):
             problems += _check_count(spec, role, source)
@@ -198,3 +218,14 @@ def _inherited_mem(spec: EstimatorSpec, options: SlurmOptions, source: str | Non
         if own.mem is not None:
             before = (role, own.mem)
     return []
+
+
+def site_hetjob(config: Mapping[str, str]) -> tuple[HetSteps, str | None, list[str]]:
+    """What a cluster's `scontrol show config` means for a heterogeneous job: (how to launch its steps — "one"
+    or "per_component" —, why it cannot start at all or None, what to tell the user)."""
+    sched = config.get("SchedulerType", "")
+    params = [item.strip() for item in config.get("SchedulerParameters", "").split(",")]
+    refusal = NOT_BACKFILL.format(sched=sched) if sched and sched != "sched/backfill" else None
+    if "disable_hetjob_steps" in params:
+        return "per_component", refusal, [STEPS_DISABLED]
+    return "one", refusal, []

@@ -10,7 +10,8 @@ Schema history:
   status.json  1: as before, plus `scheduler_unreachable_since`/`scheduler_error`; 2 adds `restarts`;
                3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`
                and `restarts_by_cause`.
-  job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`.
+  job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`;
+               4 adds `components` and `het_steps` (a heterogeneous job's components, how its steps are launched).
   sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
 """
 
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
-JOB_SCHEMA = 3
+JOB_SCHEMA = 4
 STATUS_SCHEMA = 4
 SWEEP_SCHEMA = 1
 TASK_SCHEMA = 1
@@ -80,6 +81,23 @@ class Checkpointing(msgspec.Struct, frozen=True, kw_only=True):
     every: str | int = "epoch"  # periodic saves: "epoch" or every N batches
 
 
+HetSteps = Literal["one", "per_component"]  # a heterogeneous job's steps: one across the components, or one each
+
+
+class ComponentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One component of a heterogeneous job (config key `roles`): its role, its size, its first global rank."""
+
+    index: int
+    role: str
+    node_count: int
+    tasks_per_node: int
+    first_rank: int
+
+    @property
+    def ntasks(self) -> int:
+        return self.node_count * self.tasks_per_node
+
+
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     """job.json: everything the in-job runtime needs, so no value passes through the job script."""
 
@@ -103,6 +121,9 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     requeue: bool = False
     trial: TrialInfo | None = None
     checkpointing: Checkpointing = Checkpointing()
+    components: list[ComponentRecord] = []  # a heterogeneous job's, in rank order; empty: one allocation
+    # "one": one srun step spanning the components; "per_component": one step each (a site with disable_hetjob_steps)
+    het_steps: HetSteps = "one"
 
 
 class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):

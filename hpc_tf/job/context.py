@@ -3,8 +3,10 @@
 Environment variables read: SLURM_PROCID, SLURM_LOCALID, SLURM_STEP_NUM_TASKS, SLURM_STEP_NODELIST,
 SLURM_STEP_TASKS_PER_NODE, SLURM_JOB_NODELIST, SLURM_JOB_ID, SLURM_STEP_RESV_PORTS, SLURM_RESTART_COUNT;
 under mpirun OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_LOCAL_RANK, OMPI_COMM_WORLD_SIZE; from the local
-launcher HPC_TF_TASK_RANK, HPC_TF_NTASKS, HPC_TF_JOB_ID. A variable a launcher must set and did not is
-named in the error (no silent defaults: a wrong rank would give a wrong TF_CONFIG).
+launcher HPC_TF_TASK_RANK, HPC_TF_NTASKS, HPC_TF_JOB_ID; in a heterogeneous job SLURM_HET_SIZE and
+SLURM_JOB_NODELIST_HET_GROUP_<n>, and from `hpc_tf.job.hetsteps` (one step per component) HPC_TF_HET_GROUP and
+HPC_TF_HET_LEADER. A variable a launcher must set and did not is named in the error (no silent defaults: a wrong
+rank would give a wrong TF_CONFIG).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Mapping
 
 import msgspec
 
+from ..core.hetjob import HET_SIZE, het_nodelists
 from ..core.hostlist import expand, expand_tasks_per_node
+
+HET_GROUP = "HPC_TF_HET_GROUP"  # set by hpc_tf.job.hetsteps: this step's component (SLURM_PROCID counts within it)
+HET_LEADER = "HPC_TF_HET_LEADER"  # and the leader's job id (the port block and requeue use the whole job's)
 
 
 class TaskSetupError(Exception):
@@ -32,6 +38,8 @@ class TaskContext(msgspec.Struct, frozen=True, kw_only=True):
     job_id: int
     resv_ports: str | None = None
     restart_count: int = 0
+    het_nodes: list[list[str]] = []  # a heterogeneous job's components' nodes, in Slurm's order
+    het_group: int | None = None  # one step per component: this task's component (rank/ntasks are within it)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], hostname: str) -> "TaskContext":
@@ -68,6 +76,10 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         nodes = expand(_need(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
         per_node = expand_tasks_per_node(_need(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"))
     job_nodes = expand(env["SLURM_JOB_NODELIST"]) if env.get("SLURM_JOB_NODELIST") else [hostname]
+    het_nodes = het_nodelists(env) if not local and env.get(HET_SIZE) else []
+    group = env.get(HET_GROUP)
+    if group is not None and not group.isdigit():
+        raise ValueError(f"{HET_GROUP} is {group!r}, not a component number")
     return TaskContext(
         hostname=hostname,
         rank=rank,
@@ -77,8 +89,10 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         nodes=nodes,
         tasks_per_node=per_node,
         job_nodes=job_nodes,
-        job_id=int(env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0"),
+        job_id=int(env.get(HET_LEADER) or env.get("SLURM_JOB_ID") or env.get("HPC_TF_JOB_ID") or "0"),
         resv_ports=env.get("SLURM_STEP_RESV_PORTS") or None,
         # the local supervisor numbers its attempts itself (an outer allocation's SLURM_RESTART_COUNT is not ours)
         restart_count=int((env.get("HPC_TF_RESTART_COUNT") if local else env.get("SLURM_RESTART_COUNT")) or "0"),
+        het_nodes=het_nodes,
+        het_group=int(group) if group is not None and het_nodes else None,
     )

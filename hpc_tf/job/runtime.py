@@ -19,7 +19,7 @@ from typing import Mapping
 import msgspec
 
 from ..core import transitions
-from ..core.layout import Slot, bind_gpus, layout, tf_config
+from ..core.layout import Slot, bind_gpus, tf_config
 from ..core.lifecycle import task_end
 from ..core.plan import managed_server, required_packages
 from ..core.records import FirstFailure, JobRecord, TaskRecord
@@ -27,6 +27,7 @@ from ..errors import HpcTfError
 from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext, TaskSetupError
+from .placement import global_context, job_slots, my_slot
 from .requeue import EX_TEMPFAIL, Requeuer, checkpoint_environment, ignore_in_child, wait_for_other_tasks
 from .supervise import supervise
 from .trial import open_trial, trial_ended, trial_environment
@@ -34,60 +35,6 @@ from .watch import stop_condition
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
 KERAS_ALIAS = Path(__file__).with_name("keras_alias")
-
-
-def job_slots(job: JobRecord, ctx: TaskContext) -> list[Slot]:
-    """Every task's slot, as this task sees the step (each task derives the same list)."""
-    if job.distributed_backend in (None, "mpi"):
-        return []
-    return layout(
-        job.distributed_backend,
-        ctx.nodes,
-        ctx.tasks_per_node,
-        job.parameter_server_count,
-        ctx.job_id,
-        ctx.resv_ports,
-        job.evaluator,
-    )
-
-
-def my_slot(ctx: TaskContext, slots: list[Slot]) -> Slot:
-    """This task's slot; checks that the launcher put it where the layout says and that its port is free."""
-    if not slots:  # one process, or an MPI rank: no TF cluster to place
-        return Slot(ctx.rank, ctx.hostname, ctx.local_rank, "worker", ctx.rank)
-    if len(slots) != ctx.ntasks or ctx.rank >= len(slots):
-        raise TaskSetupError(
-            f"the step has {ctx.ntasks} tasks but its node list {ctx.nodes} and tasks per node "
-            f"{ctx.tasks_per_node} give {len(slots)}: was the job started with a different layout?"
-        )
-    slot = slots[ctx.rank]
-    if not ctx.local and not _same_host(ctx.hostname, slot.node):
-        raise TaskSetupError(
-            f"rank {ctx.rank} runs on {ctx.hostname!r} but Slurm's block layout puts it on "
-            f"{slot.node!r}: TF_CONFIG would be wrong (was --distribution changed?)"
-        )
-    if slot.port is not None and not port_is_free(slot.port):
-        raise TaskSetupError(
-            f"port {slot.port} (rank {slot.rank}, {slot.role} {slot.index}) is already in use on "
-            f"{ctx.hostname}: another program holds this job's port block; resubmit, or ask the site "
-            f"to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)"
-        )
-    return slot
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a TCP port can be bound on all interfaces here (TIME_WAIT leftovers don't count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("", port))
-        except OSError:
-            return False
-    return True
-
-
-def _same_host(hostname: str, node: str) -> bool:
-    return hostname == node or hostname.split(".")[0] == node.split(".")[0]
 
 
 def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
@@ -148,10 +95,11 @@ def run_task(run_dir: str | Path) -> int:
     except TaskSetupError as exc:
         return _setup_failed(run, None, hostname, str(exc))
     try:
+        ctx = global_context(job, ctx)
         if job.environment is not None:
             _environment_in_job(run, job, ctx)
         slots = job_slots(job, ctx)
-        slot = my_slot(ctx, slots)
+        slot = my_slot(ctx, slots, job.components)
         env = child_environment(os.environ, job, run, ctx.rank)
         env.update(task_environment(job, slots, slot, env))
         env.update(trial_environment(job))

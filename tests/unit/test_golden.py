@@ -75,9 +75,26 @@ def test_script_matches_golden(config: Path, backend: str, update_golden: bool) 
     assert text == expected, f"the {backend} script of {config.name} changed (update with --update-golden):\n{diff}"
 
 
+# A site with SchedulerParameters=disable_hetjob_steps: the heterogeneous example with one step per component.
+PER_COMPONENT = GOLDEN / "parameter-server-hetjob.per-component.slurm.sh"
+
+
+def test_per_component_script_matches_golden(update_golden: bool) -> None:
+    config = REPO / "configs" / "parameter-server-hetjob.yaml"
+    spec = load_config(config)[0]
+    plan = job_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT, "per_component")
+    text = render_script(plan, site_dir=None, cache_dir=None)
+    if update_golden:
+        PER_COMPONENT.write_text(text, encoding="utf-8")
+    expected = PER_COMPONENT.read_text(encoding="utf-8")
+    diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), PER_COMPONENT.name, "now"))
+    assert text == expected, f"the per-component script changed (update with --update-golden):\n{diff}"
+    assert text.replace(f"exec {PYTHON} -u -m hpc_tf.job.hetsteps srun", "exec srun") != text
+
+
 def test_no_stale_golden_files() -> None:
     """A golden file whose config was removed or renamed would never be checked again."""
-    expected = {golden_path(config, backend).name for config, backend in CASES}
+    expected = {golden_path(config, backend).name for config, backend in CASES} | {PER_COMPONENT.name}
     present = {p.name for p in GOLDEN.glob("*.sh")} if GOLDEN.is_dir() else set()
     assert present - expected == set(), "golden files without a config: delete them"
 
