@@ -255,6 +255,27 @@ def test_one_step_per_component_where_the_site_disables_steps_across_them(
     check_first_failure(run_dir, job_id, env)
 
 
+def test_requeue_with_one_step_per_component(per_component_cluster: dict, tmp_path: Path) -> None:
+    """The same lifecycle as one step: the chief saves, the servers stop, the leader is requeued, all come back."""
+    env = per_component_cluster
+    config = project_config(
+        tmp_path, PS_CHECKPOINTED, distributed_backend="ps", worker_count=1, parameter_server_count=1,
+        compute_target={"partition": "cpu", "mem": 1000}, roles={"worker": {"partition": "gpu", "mem": 1000}},
+        requeue_on=["preemption"],
+    )  # fmt: skip
+    run_dir, job_id = submit(config, tmp_path, env)
+    epochs = run_dir / "outputs" / "epochs.jsonl"
+    wait_for(lambda: epochs.exists() and len(epochs.read_text().splitlines()) >= 3, 240)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env={**os.environ, **env})
+    hpc("wait", str(run_dir), timeout=400, env=env)
+    status = read_status(run_dir)
+    assert (status["state"], status["restarts"], len(status["attempts"])) == ("COMPLETED", 1, 2), status
+    assert status["attempts"][0]["requeue"].startswith("requeued after preemption"), status["attempts"][0]
+    assert json.loads((run_dir / "job.json").read_text())["het_steps"] == "per_component"
+    rounds = [json.loads(line) for line in epochs.read_text().splitlines()]
+    assert [e["epoch"] for e in rounds if e["attempt"] == 1][-1] == 29
+
+
 @pytest.fixture(scope="module")
 def builtin_cluster(slurm_cluster: dict) -> Iterator[dict[str, str]]:
     """2 nodes (cpu n1, gpu n2) scheduled by sched/builtin, which takes no heterogeneous job."""
