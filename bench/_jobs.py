@@ -56,6 +56,23 @@ ACTIVE_STATES = {
 }  # UNKNOWN: scontrol did not answer (see job_state)
 
 
+def own_cluster_env(knobs: Mapping[str, str]) -> dict[str, str]:
+    """Bring up a benchmark's own dev cluster (HPC_TF_CLUSTER_DIR/PORT/… in `knobs`, so a test suite on the default
+    one is not disturbed); its environment (SLURM_CONF, ...) for every command."""
+    # .pyc files as users have them (a session's PYTHONDONTWRITEBYTECODE would compile hpc_tf at every start)
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "PYTHONDONTWRITEBYTECODE")} | dict(knobs)
+    cluster = str(REPO / "scripts" / "dev-cluster.sh")
+    subprocess.run([cluster, "up"], check=True, env=env, stdout=subprocess.DEVNULL)
+    text = subprocess.run([cluster, "env"], capture_output=True, text=True, env=env, check=True).stdout
+    for line in text.splitlines():
+        for item in line.removeprefix("export ").split():
+            if "=" in item:
+                key, value = item.split("=", 1)
+                env[key] = value
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
 class Cancelled(RuntimeError):
     """A job of ours ended CANCELLED without our asking: someone else's scancel.
 

@@ -26,7 +26,6 @@ import datetime as dt
 import itertools
 import json
 import math
-import os
 import re
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from _jobs import own_cluster_env
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -110,16 +111,7 @@ BATCHES_PER_EPOCH = math.ceil(1797 / 64)  # scikit-learn's digits, batch size 64
 
 def cluster_env() -> dict[str, str]:
     """Bring up the benchmark's own cluster; its environment (SLURM_CONF, ...) for every command."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "PYTHONDONTWRITEBYTECODE")} | KNOBS
-    subprocess.run([str(CLUSTER), "up"], check=True, env=env, stdout=subprocess.DEVNULL)
-    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    for line in text.splitlines():
-        for item in line.removeprefix("export ").split():
-            if "=" in item:
-                key, value = item.split("=", 1)
-                env[key] = value
-    env["PYTHONPATH"] = str(REPO)
-    return env
+    return own_cluster_env(KNOBS)
 
 
 def run(argv: list[str], env: dict[str, str]) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _jobs import own_cluster_env
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -45,17 +46,7 @@ KNOBS = {
 
 def cluster_env() -> dict[str, str]:
     """Bring up the benchmark's own cluster; its environment (SLURM_CONF, ...) for every case."""
-    # .pyc files as users have them (a session's PYTHONDONTWRITEBYTECODE would compile hpc_tf at every start)
-    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "PYTHONDONTWRITEBYTECODE")} | KNOBS
-    subprocess.run([str(CLUSTER), "up"], check=True, env=env, stdout=subprocess.DEVNULL)
-    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    for line in text.splitlines():
-        for item in line.removeprefix("export ").split():
-            if "=" in item:
-                key, value = item.split("=", 1)
-                env[key] = value
-    env["PYTHONPATH"] = str(REPO)
-    return env
+    return own_cluster_env(KNOBS)
 
 
 def configs(tmp: Path) -> tuple[Path, Path]:

@@ -40,6 +40,25 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
         subprocess.run([str(CLUSTER), "down"], capture_output=True)
 
 
+def cluster_instance(name: str, port: str, **knobs: str) -> Iterator[dict[str, str]]:
+    """Another dev cluster for one module's tests (its own directory, port and knobs: HPC_TF_CLUSTER_NODES,
+    HPC_TF_CLUSTER_HETJOB_STEPS, …), so the default one's configuration stays as every other test expects.
+    Yields the variables to give the commands (SLURM_CONF, …); takes it down after. Use from a module fixture."""
+    settings = {"HPC_TF_CLUSTER_DIR": f"/var/tmp/hpc_tf-cluster-{name}", "HPC_TF_CLUSTER_PORT": port, **knobs}
+    env = {**os.environ, **settings}
+    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True, env=env)
+    if up.returncode != 0:
+        pytest.fail(f"the {name} cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
+    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
+    exported = dict(
+        item.split("=", 1) for line in text.splitlines() for item in line.removeprefix("export ").split() if "=" in item
+    )
+    try:
+        yield {**settings, **exported}
+    finally:
+        subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
+
+
 @pytest.fixture
 def slurm(slurm_cluster: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     """Per test: the cluster, and no job of this test left behind (only this test's: its work

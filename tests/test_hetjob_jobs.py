@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import CLUSTER, hpc, make_project, read_status, wait_for, write_config
+from tests.conftest import cluster_instance, hpc, make_project, read_status, wait_for, write_config
 from tests.test_requeue_distributed import PS as PS_CHECKPOINTED
 
 pytestmark = [pytest.mark.slurm, pytest.mark.tf]
@@ -212,26 +212,10 @@ def test_refusals_name_the_keys(slurm: dict, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- other cluster configs
-def instance(name: str, port: str, **knobs: str) -> Iterator[dict[str, str]]:
-    settings = {"HPC_TF_CLUSTER_DIR": f"/var/tmp/hpc_tf-cluster-{name}", "HPC_TF_CLUSTER_PORT": port, **knobs}
-    env = {**os.environ, **settings}
-    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True, env=env)
-    if up.returncode != 0:
-        pytest.fail(f"the {name} cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
-    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    exported = dict(
-        item.split("=", 1) for line in text.splitlines() for item in line.removeprefix("export ").split() if "=" in item
-    )
-    try:
-        yield {**settings, **exported}
-    finally:
-        subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
-
-
 @pytest.fixture(scope="module")
 def per_component_cluster(slurm_cluster: dict) -> Iterator[dict[str, str]]:
     """4 nodes with SchedulerParameters=disable_hetjob_steps: no step may span components."""
-    yield from instance("hetsteps", "19817", HPC_TF_CLUSTER_HETJOB_STEPS="0")
+    yield from cluster_instance("hetsteps", "19817", HPC_TF_CLUSTER_HETJOB_STEPS="0")
 
 
 def test_one_step_per_component_where_the_site_disables_steps_across_them(
@@ -279,7 +263,7 @@ def test_requeue_with_one_step_per_component(per_component_cluster: dict, tmp_pa
 @pytest.fixture(scope="module")
 def builtin_cluster(slurm_cluster: dict) -> Iterator[dict[str, str]]:
     """2 nodes (cpu n1, gpu n2) scheduled by sched/builtin, which takes no heterogeneous job."""
-    yield from instance("builtin", "19917", HPC_TF_CLUSTER_NODES="2", HPC_TF_CLUSTER_SCHEDULER="sched/builtin")
+    yield from cluster_instance("builtin", "19917", HPC_TF_CLUSTER_NODES="2", HPC_TF_CLUSTER_SCHEDULER="sched/builtin")
 
 
 def test_a_cluster_without_backfill_is_refused_at_submit(builtin_cluster: dict, tmp_path: Path) -> None:

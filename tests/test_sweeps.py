@@ -391,24 +391,9 @@ def test_multiworker_trials_on_two_nodes_inside_an_array(slurm: dict, tmp_path: 
 @pytest.fixture(scope="module")
 def small_array_cluster(slurm_cluster: dict) -> dict[str, str]:
     """A second dev cluster (2 nodes) whose MaxArraySize is 11: array indexes 0-10, so 25 trials need 3 arrays."""
-    from tests.conftest import CLUSTER
+    from tests.conftest import cluster_instance
 
-    knobs = {
-        "HPC_TF_CLUSTER_DIR": "/var/tmp/hpc_tf-cluster-arrays",
-        "HPC_TF_CLUSTER_PORT": "18817",
-        "HPC_TF_CLUSTER_NODES": "2",
-        "HPC_TF_CLUSTER_MAX_ARRAY_SIZE": "11",
-    }
-    env = {**os.environ, **knobs}
-    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True, env=env)
-    if up.returncode != 0:
-        pytest.fail(f"the small-array cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
-    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    exported = dict(
-        item.split("=", 1) for line in text.splitlines() for item in line.removeprefix("export ").split() if "=" in item
-    )
-    yield {**knobs, **exported}
-    subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
+    yield from cluster_instance("arrays", "18817", HPC_TF_CLUSTER_NODES="2", HPC_TF_CLUSTER_MAX_ARRAY_SIZE="11")
 
 
 def test_sweeps_past_max_array_size_are_split_and_keep_the_throttle(small_array_cluster: dict, tmp_path: Path) -> None:

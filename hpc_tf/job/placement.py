@@ -75,6 +75,14 @@ def global_context(job: JobRecord, ctx: TaskContext) -> TaskContext:
     )
 
 
+def global_rank(job: JobRecord, ctx: TaskContext) -> int:
+    """This task's rank in the whole job as far as it can be told, to name a task that cannot start (with one step
+    per component, SLURM_PROCID counts within the component)."""
+    if ctx.het_group is not None and ctx.het_group < len(job.components):
+        return job.components[ctx.het_group].first_rank + ctx.rank
+    return ctx.rank
+
+
 def _component(comps: list[ComponentRecord], group: int) -> ComponentRecord:
     if group >= len(comps):
         raise TaskSetupError(f"HPC_TF_HET_GROUP is {group} but the job has {len(comps)} components")

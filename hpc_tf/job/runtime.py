@@ -26,8 +26,8 @@ from ..core.records import FirstFailure, JobRecord, TaskRecord
 from ..errors import HpcTfError
 from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
-from .context import TaskContext, TaskSetupError
-from .placement import global_context, job_slots, my_slot
+from .context import HET_GROUP, TaskContext, TaskSetupError
+from .placement import global_context, global_rank, job_slots, my_slot
 from .requeue import EX_TEMPFAIL, Requeuer, checkpoint_environment, ignore_in_child, wait_for_other_tasks
 from .supervise import supervise
 from .trial import open_trial, trial_ended, trial_environment
@@ -93,7 +93,7 @@ def run_task(run_dir: str | Path) -> int:
     try:
         ctx = TaskContext.from_env(os.environ, hostname)
     except TaskSetupError as exc:
-        return _setup_failed(run, None, hostname, str(exc))
+        return _setup_failed(run, None, hostname, str(exc), job)
     try:
         ctx = global_context(job, ctx)
         if job.environment is not None:
@@ -106,7 +106,7 @@ def run_task(run_dir: str | Path) -> int:
         env.update(checkpoint_environment(run, job, ctx.restart_count))
         check_packages(job, env)
     except TaskSetupError as exc:
-        return _setup_failed(run, ctx, hostname, str(exc))
+        return _setup_failed(run, ctx, hostname, str(exc), job)
     record = TaskRecord(
         rank=slot.rank,
         role=slot.role,
@@ -208,10 +208,13 @@ def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
         write_atomic(run.environment_json, json.dumps(record, indent=2) + "\n")
 
 
-def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: str) -> int:
-    rank = (
-        ctx.rank if ctx is not None else int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
-    )
+def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: str, job: JobRecord) -> int:
+    if ctx is not None:
+        rank = global_rank(job, ctx)
+    else:  # the environment could not be read: SLURM_PROCID, plus the component's first rank if hetsteps said it
+        rank = int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+        group = os.environ.get(HET_GROUP, "")
+        rank += job.components[int(group)].first_rank if group.isdigit() and int(group) < len(job.components) else 0
     run.logs.mkdir(exist_ok=True)
     with open(run.rank_err(rank), "a", encoding="utf-8") as err:
         err.write(f"hpc_tf: task {rank} cannot start: {message}\n")

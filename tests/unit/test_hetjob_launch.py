@@ -226,3 +226,12 @@ def test_launcher_args_cannot_hold_the_step_separator() -> None:
     with pytest.raises(ConfigError) as info:
         validate({**BASE, "launcher_args": ["--x", ":"]}, REPO / "configs")
     assert [p.key for p in info.value.problems] == ["launcher_args[1]"]
+
+
+@pytest.mark.parametrize(
+    ("env", "procid", "rank"), [(ONE_STEP, "3", 3), (PER_COMPONENT, "1", 3), (PER_COMPONENT, "0", 2)]
+)
+def test_a_task_that_cannot_start_is_named_by_its_global_rank(env: dict, procid: str, rank: int) -> None:
+    from hpc_tf.job.placement import global_rank
+
+    assert global_rank(JOB, TaskContext.from_env({**env, "SLURM_PROCID": procid}, "elsewhere")) == rank
