@@ -15,7 +15,7 @@ from typing import Mapping
 
 import msgspec
 
-from ..core.hetjob import HET_SIZE, het_nodelists
+from ..core.hetjob import het_nodelists
 from ..core.hostlist import expand, expand_tasks_per_node
 
 HET_GROUP = "HPC_TF_HET_GROUP"  # set by hpc_tf.job.hetsteps: this step's component (SLURM_PROCID counts within it)
@@ -40,6 +40,7 @@ class TaskContext(msgspec.Struct, frozen=True, kw_only=True):
     restart_count: int = 0
     het_nodes: list[list[str]] = []  # a heterogeneous job's components' nodes, in Slurm's order
     het_group: int | None = None  # one step per component: this task's component (rank/ntasks are within it)
+    het_problem: str = ""  # why the components' node lists could not be read (only a heterogeneous job needs them)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], hostname: str) -> "TaskContext":
@@ -76,7 +77,7 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         nodes = expand(_need(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"))
         per_node = expand_tasks_per_node(_need(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"))
     job_nodes = expand(env["SLURM_JOB_NODELIST"]) if env.get("SLURM_JOB_NODELIST") else [hostname]
-    het_nodes = het_nodelists(env) if not local and env.get(HET_SIZE) else []
+    het_nodes, het_problem = _het_nodes(env, local)
     group = env.get(HET_GROUP)
     if group is not None and not group.isdigit():
         raise ValueError(f"{HET_GROUP} is {group!r}, not a component number")
@@ -95,4 +96,16 @@ def _from_env(env: Mapping[str, str], hostname: str) -> TaskContext:
         restart_count=int((env.get("HPC_TF_RESTART_COUNT") if local else env.get("SLURM_RESTART_COUNT")) or "0"),
         het_nodes=het_nodes,
         het_group=int(group) if group is not None and het_nodes else None,
+        het_problem=het_problem,
     )
+
+
+def _het_nodes(env: Mapping[str, str], local: bool) -> tuple[list[list[str]], str]:
+    """The components' node lists, or why there are none: not an error here, since a job submitted from inside
+    a heterogeneous allocation may inherit a stale SLURM_HET_SIZE; a job whose job.json has components checks."""
+    if local:
+        return [], "the task was not started by Slurm"
+    try:
+        return het_nodelists(env), ""
+    except ValueError as exc:
+        return [], str(exc)

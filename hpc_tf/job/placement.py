@@ -49,8 +49,8 @@ def global_context(job: JobRecord, ctx: TaskContext) -> TaskContext:
         return ctx
     if not ctx.het_nodes:
         raise TaskSetupError(
-            "job.json describes a heterogeneous job but SLURM_HET_SIZE is not set: was it submitted without its "
-            "#SBATCH hetjob lines?"
+            f"job.json describes a heterogeneous job but its components' node lists cannot be read ({ctx.het_problem})"
+            ": was it submitted without its #SBATCH hetjob lines?"
         )
     if len(ctx.het_nodes) != len(comps):
         raise TaskSetupError(

@@ -235,3 +235,15 @@ def test_a_task_that_cannot_start_is_named_by_its_global_rank(env: dict, procid:
     from hpc_tf.job.placement import global_rank
 
     assert global_rank(JOB, TaskContext.from_env({**env, "SLURM_PROCID": procid}, "elsewhere")) == rank
+
+
+def test_a_one_allocation_job_ignores_a_stale_het_size() -> None:
+    """sbatch from inside a heterogeneous allocation may pass SLURM_HET_SIZE on: only a job with components reads it."""
+    env = {"SLURM_JOB_ID": "9", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_STEP_NUM_TASKS": "1",
+           "SLURM_STEP_NODELIST": "n1", "SLURM_STEP_TASKS_PER_NODE": "1", "SLURM_HET_SIZE": "2"}  # fmt: skip
+    ctx = TaskContext.from_env(env, "n1")
+    assert ctx.het_nodes == [] and "SLURM_JOB_NODELIST_HET_GROUP_0 is not set" in ctx.het_problem
+    flat = JobRecord(run_id="r", experiment="e", backend="slurm", python=PY, command=[])
+    assert global_context(flat, ctx) == ctx
+    with pytest.raises(TaskSetupError, match="HET_GROUP_0 is not set"):
+        global_context(JOB, ctx)
