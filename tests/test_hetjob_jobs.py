@@ -181,6 +181,12 @@ def test_requeue_acts_on_the_leader_and_brings_every_component_back(slurm: dict,
     run_dir, job_id = submit(config, tmp_path)
     epochs = run_dir / "outputs" / "epochs.jsonl"
     wait_for(lambda: epochs.exists() and len(epochs.read_text().splitlines()) >= 3, 240)
+    for other, said in (
+        (f"{job_id}+1", "Invalid job id specified"),
+        (str(int(job_id) + 1), "not heterogeneous job leader"),
+    ):
+        refused = subprocess.run(["scontrol", "requeue", other], capture_output=True, text=True)  # only the leader
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr  # can be requeued (Slurm 22.05)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # the leader's id: what a site would signal
     hpc("wait", str(run_dir), timeout=400)
     status = read_status(run_dir)
