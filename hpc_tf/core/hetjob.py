@@ -33,9 +33,10 @@ from .requeue import requeue_directives
 from .spec import ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
 
 Directive = tuple[str, str | None]
-# srun's %t in a heterogeneous step is not known to be global: one file name per component cannot collide.
+# srun's %t in a heterogeneous step is not the global rank (measured: het0-0, het1-2, het2-4, het2-5 for ranks 0-3):
+# one file name per component cannot collide.
 HET_LAUNCHER_LOG = "logs/launcher-het{group}-%t.log"
-# Set in every task of a heterogeneous job (srun(1), "SLURM_*_HET_GROUP_#"); read by the in-job side (phase 2).
+# Set in every task of a heterogeneous job (srun(1), "SLURM_*_HET_GROUP_#"); read by the in-job side.
 HET_SIZE = "SLURM_HET_SIZE"
 HET_NODELIST = "SLURM_JOB_NODELIST_HET_GROUP_{group}"
 HET_STEPS_MODULE = "hpc_tf.job.hetsteps"  # one step per component: starts them, ends the job at the first failure

@@ -8,13 +8,13 @@ import difflib
 from typing import Any, Mapping
 
 from ..errors import Problem
-from .hetjob import STEP_SEPARATOR, role_tasks
+from .hetjob import JOB_LEVEL, STEP_SEPARATOR, role_tasks
 from .records import HetSteps
 from .spec import HETJOB_JOB_OPTIONS, ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
 from .validation import convert
 
 # compute_target keys that describe the whole job: Slurm passes them from the first component to the others.
-JOB_LEVEL_KEYS = ("time", "account", "qos", "exclude", "reservation")
+JOB_LEVEL_KEYS = ("time", *JOB_LEVEL)
 ROLE_KEYS_TEXT = (
     "partition, cpus_per_task, mem, gpus_per_node, constraint, additional_parameters, node_count, "
     "process_count_per_node"

@@ -75,12 +75,12 @@ def global_context(job: JobRecord, ctx: TaskContext) -> TaskContext:
     )
 
 
-def global_rank(job: JobRecord, ctx: TaskContext) -> int:
-    """This task's rank in the whole job as far as it can be told, to name a task that cannot start (with one step
-    per component, SLURM_PROCID counts within the component)."""
-    if ctx.het_group is not None and ctx.het_group < len(job.components):
-        return job.components[ctx.het_group].first_rank + ctx.rank
-    return ctx.rank
+def global_rank(job: JobRecord, rank: int, group: int | None) -> int:
+    """A task's rank in the whole job as far as it can be told, to name a task that cannot start (with one step
+    per component, `group` set, SLURM_PROCID counts within the component)."""
+    if group is not None and group < len(job.components):
+        return job.components[group].first_rank + rank
+    return rank
 
 
 def _component(comps: list[ComponentRecord], group: int) -> ComponentRecord:

@@ -210,11 +210,11 @@ def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
 
 def _setup_failed(run: RunDir, ctx: TaskContext | None, hostname: str, message: str, job: JobRecord) -> int:
     if ctx is not None:
-        rank = global_rank(job, ctx)
-    else:  # the environment could not be read: SLURM_PROCID, plus the component's first rank if hetsteps said it
-        rank = int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+        rank = global_rank(job, ctx.rank, ctx.het_group)
+    else:  # the environment could not be read: SLURM_PROCID, and the component hetsteps gave
         group = os.environ.get(HET_GROUP, "")
-        rank += job.components[int(group)].first_rank if group.isdigit() and int(group) < len(job.components) else 0
+        procid = int(os.environ.get("SLURM_PROCID") or os.environ.get("HPC_TF_TASK_RANK") or 0)
+        rank = global_rank(job, procid, int(group) if group.isdigit() else None)
     run.logs.mkdir(exist_ok=True)
     with open(run.rank_err(rank), "a", encoding="utf-8") as err:
         err.write(f"hpc_tf: task {rank} cannot start: {message}\n")

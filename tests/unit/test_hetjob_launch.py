@@ -19,17 +19,10 @@ from hpc_tf.job.context import TaskContext, TaskSetupError
 from hpc_tf.job.hetsteps import exit_code, run_steps, split_steps, step_environment
 from hpc_tf.job.placement import global_context, job_slots, my_slot
 from hpc_tf.loading import validate
+from tests.unit.test_hetjob import BASE as PS_BASE
+from tests.unit.test_hetjob import PY, REPO
 
-REPO = Path(__file__).resolve().parent.parent.parent
-BASE: dict[str, Any] = {
-    "source_directory": "parameter-server",
-    "entry_script": "train.py",
-    "distributed_backend": "ps",
-    "worker_count": 2,
-    "parameter_server_count": 1,
-    "roles": {"worker": {"partition": "gpu"}},
-}
-PY = "/usr/bin/python3"
+BASE: dict[str, Any] = {**PS_BASE, "roles": {"worker": {"partition": "gpu"}}}
 SPEC = validate(BASE, REPO / "configs")
 COMPS = [c.record() for c in components(SPEC, SlurmOptions())]
 JOB = JobRecord(
@@ -234,7 +227,8 @@ def test_launcher_args_cannot_hold_the_step_separator() -> None:
 def test_a_task_that_cannot_start_is_named_by_its_global_rank(env: dict, procid: str, rank: int) -> None:
     from hpc_tf.job.placement import global_rank
 
-    assert global_rank(JOB, TaskContext.from_env({**env, "SLURM_PROCID": procid}, "elsewhere")) == rank
+    ctx = TaskContext.from_env({**env, "SLURM_PROCID": procid}, "elsewhere")
+    assert global_rank(JOB, ctx.rank, ctx.het_group) == rank
 
 
 def test_a_one_allocation_job_ignores_a_stale_het_size() -> None:
