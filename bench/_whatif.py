@@ -153,7 +153,7 @@ def _patch_probe() -> None:
 def render_slurm(plan) -> str:  # type: ignore[no-untyped-def]
     """slurm.sh.j2 + _prologue.sh.j2, by hand (the shipped text as of this benchmark; bench_whatif.py checks it)."""
     from hpc_tf._version import __version__
-    from hpc_tf.render import sbatch_directive, sh_join, sh_quote
+    from hpc_tf.runs.render import sbatch_directive, sh_join, sh_quote
 
     out = [
         "#!/bin/bash\n",
@@ -186,7 +186,7 @@ def render_slurm(plan) -> str:  # type: ignore[no-untyped-def]
 
 
 def _patch_render() -> None:
-    from hpc_tf import render, submit
+    from hpc_tf.runs import render, submit
 
     real = render.render_script
 
@@ -283,7 +283,7 @@ def fast_path(run_dir: str) -> int | None:
 
     import msgspec
 
-    from hpc_tf.interpreters import shell_exit_code
+    from hpc_tf.envs.interpreters import shell_exit_code
     from hpc_tf.job import runtime as rt
     from hpc_tf.job.context import TaskContext
 

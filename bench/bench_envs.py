@@ -90,7 +90,7 @@ def cache_hit(runs: int, env: dict[str, str], tmp: Path) -> dict[str, float]:
 def cold_builds(builds: int, tmp: Path) -> dict[str, float]:
     """Seconds to build the package set from nothing, uv vs pip (interleaved, fresh cache roots)."""
     sys.path.insert(0, str(REPO))
-    from hpc_tf.environments import EnvRequest, ensure
+    from hpc_tf.envs.build import EnvRequest, ensure
 
     request = EnvRequest("pip", tuple(PACKAGES), base_python=sys.executable, base_version=sys.version)
     samples: dict[str, list[float]] = {"uv": [], "pip": []}

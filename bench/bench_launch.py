@@ -187,9 +187,9 @@ def sbatch_scripts(name: str, entry: Path, trace: bool) -> dict[str, str]:
 
 def trace_templates(folder: Path) -> Path:
     """A site template folder whose _prologue.sh.j2 is the shipped one between two trace lines."""
-    shipped = REPO / "sbatch_templates" / "_prologue.sh.j2"
+    shipped = REPO / "hpc_tf" / "sbatch_templates" / "_prologue.sh.j2"
     if not shipped.is_file():  # an installed hpc_tf: ask it where its templates are
-        from hpc_tf.render import builtin_template_dir
+        from hpc_tf.runs.render import builtin_template_dir
 
         shipped = builtin_template_dir() / "_prologue.sh.j2"
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def whatif_templates(folder: Path, patches: str) -> Path:
     """Trace templates whose slurm.sh.j2 starts `bench/_whatif.py PATCHES hpc_tf.job .` instead of
     `-m hpc_tf.job .` (the proposals emulated in the job too); anything else is left as shipped."""
     trace_templates(folder)
-    shipped = (REPO / "sbatch_templates" / "slurm.sh.j2").read_text()
+    shipped = (REPO / "hpc_tf" / "sbatch_templates" / "slurm.sh.j2").read_text()
     line = "exec {{ launch | shjoin }}"
     if line not in shipped:
         raise SystemExit("bench_launch --whatif: slurm.sh.j2 no longer has `exec {{ launch | shjoin }}`")

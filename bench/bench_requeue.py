@@ -57,7 +57,7 @@ while not (folder / "stop").exists():
     ckpt.saved(step)
     emit(step=step, t=time.time())
     if ckpt.requested():
-        emit(event="exit", t=time.time()); ckpt.exit()
+        emit(event="exit", t=time.time()); ckpt.exit_for_requeue()
 """
 PLAIN = """import json, os, sys, time
 T0 = time.time()

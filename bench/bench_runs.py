@@ -73,7 +73,7 @@ def make_run_dirs(root: Path, job_ids: list[str], final: int) -> None:
 
 
 def queries_per_poll(watched: int, polls: int, env: dict[str, str], tmp: Path) -> float:
-    from hpc_tf.follow import Run, Watcher  # hpc_tf.runs before the restructuring
+    from hpc_tf.runs.follow import Run, Watcher  # hpc_tf.runs before the restructuring
 
     jobs = held_jobs(watched, env)
     try:

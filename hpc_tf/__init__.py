@@ -31,11 +31,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Run":
-        from .follow import Run
+        from .runs.follow import Run
 
         return Run
     if name == "SweepRun":
-        from .sweeps import SweepRun
+        from .sweeps.run import SweepRun
 
         return SweepRun
     if name == "EarlyTermination":

@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import msgspec
 
+from .config.loading import load_config, validate
+from .config.targets import Target, resolve_target
 from .core.spec import NAME_RE, EstimatorSpec
 from .errors import ConfigError, Problem
-from .loading import load_config, validate
 from .settings import Settings
-from .targets import Target, resolve_target
 
 if TYPE_CHECKING:
     import submitit
 
-    from .core.sweep_spec import SweepSpec
-    from .follow import Run
     from .hyperdrive import HyperDriveConfig
-    from .sweeps import SweepRun
+    from .runs.follow import Run
+    from .sweeps.core.spec import SweepSpec
+    from .sweeps.run import SweepRun
 
 
 class TensorFlow:
@@ -65,7 +65,7 @@ class TensorFlow:
     def executor(self, folder: str | Path | None = None, backend: str = "auto") -> "submitit.Executor":
         """A submitit executor configured from this estimator's compute target, for your own functions."""
         from .backends import choose_backend
-        from .executors import make_executor
+        from .runs.executor import make_executor
 
         target = self.target()
         chosen, _ = choose_backend(backend, target.backend, self.settings)
@@ -96,15 +96,15 @@ class Experiment:
             return self._sweep(config.estimator, config.spec, "hyperdrive", backend)
         if config.sweep is not None:
             return self._sweep(config, config.sweep, config.sweep_key, backend)
-        from .follow import Run
-        from .submit import prepare, submit
+        from .runs.follow import Run
+        from .runs.submit import prepare, submit
 
         spec = msgspec.structs.replace(config.spec, experiment=self.name)
         return Run(submit(prepare(spec, self.settings, backend), self.settings), self.settings)
 
     def _sweep(self, estimator: TensorFlow, sweep: "SweepSpec", key: str, backend: str) -> "SweepRun":
-        from .sweep_submit import prepare_sweep, submit_sweep
-        from .sweeps import SweepRun
+        from .sweeps.run import SweepRun
+        from .sweeps.submit import prepare_sweep, submit_sweep
 
         spec = msgspec.structs.replace(estimator.spec, experiment=self.name)
         sub = prepare_sweep(spec, sweep, self.settings, backend, key=key)

@@ -5,7 +5,7 @@
     for step in ...:
         train_step()
         if ckpt.requested():                 # Slurm's warning came: save, then ask to be requeued
-            save(ckpt.directory()); ckpt.exit()
+            save(ckpt.directory()); ckpt.exit_for_requeue()
 
 Nothing here imports TensorFlow; `hpc_tf.keras` has the Keras callback.
 """
@@ -13,7 +13,13 @@ Nothing here imports TensorFlow; `hpc_tf.keras` has the Keras callback.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any, NoReturn
+
+from .core.lifecycle import REQUEUE_EXIT_CODE
+
+__all__ = ["REQUEUE_EXIT_CODE", "directory", "every", "exit_for_requeue", "requested", "restart_count", "saved"]
 
 
 def directory() -> Path:
@@ -51,9 +57,17 @@ def saved(step: int) -> None:
     os.replace(tmp, folder / PROGRESS_FILE)
 
 
-REQUEUE_ME = 75  # EX_TEMPFAIL: "saved; run me again" (any other exit code is the script's own end)
+def exit_for_requeue() -> NoReturn:
+    """End the script with REQUEUE_EXIT_CODE (75) after saving: hpc_tf requeues the run if its requeue_on and
+    max_restarts allow (any other exit code is the script's own end)."""
+    raise SystemExit(REQUEUE_EXIT_CODE)
 
 
-def exit() -> None:
-    """End the script with REQUEUE_ME after saving: hpc_tf requeues the run if its requeue_on and max_restarts allow."""
-    raise SystemExit(REQUEUE_ME)
+def __getattr__(name: str) -> Any:
+    """Deprecated names, kept for scripts written against hpc_tf 0.1 (`ckpt.exit()`, `ckpt.REQUEUE_ME`); `exit` is
+    not a module global, so nothing here shadows the builtin."""
+    if name in ("exit", "REQUEUE_ME"):
+        new = "exit_for_requeue" if name == "exit" else "REQUEUE_EXIT_CODE"
+        warnings.warn(f"hpc_tf.checkpoint.{name} is deprecated: use hpc_tf.checkpoint.{new}", DeprecationWarning, 2)
+        return exit_for_requeue if name == "exit" else REQUEUE_EXIT_CODE
+    raise AttributeError(f"module 'hpc_tf.checkpoint' has no attribute {name!r}")

@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping
 
 from .core.spec import EstimatorSpec
-from .core.sweep_parse import parse_sweep, sweep_to_raw
-from .core.sweep_spec import SweepSpec
 from .errors import ConfigError, Problem, UsageError
+from .sweeps.core.parse import parse_sweep, sweep_to_raw
+from .sweeps.core.spec import SweepSpec
 
 SOURCE = "HyperDriveConfig(...)"
 KEY = "hyperdrive"

@@ -47,7 +47,8 @@ class MetricsLogger(tf.keras.callbacks.Callback):
 class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore in the run's checkpoint folder (`HPC_TF_CHECKPOINT_DIR/keras`), kept across attempts.
     When Slurm's warning comes (`requeue_on`), it saves at the batch it is at and ends the script with
-    `hpc_tf.checkpoint.REQUEUE_ME`; the next attempt resumes at that epoch (the partial epoch is redone, never skipped).
+    `hpc_tf.checkpoint.REQUEUE_EXIT_CODE`; the next attempt resumes at that epoch (the partial epoch is redone,
+    never skipped).
     Keras 3, one process; under tf-keras (hpc_tf's default for distributed jobs) `keras_legacy.LegacyCheckpointing`.
 
     Keras's own double_checkpoint copies then overwrites in place, so a kill mid-save can leave weights that do not
@@ -87,7 +88,7 @@ class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
                 self._stop_at_epoch_end = True
                 return
             self._save_model()
-            raise SystemExit(checkpoint.REQUEUE_ME)
+            raise SystemExit(checkpoint.REQUEUE_EXIT_CODE)
         super().on_train_batch_end(batch, logs)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -95,7 +96,7 @@ class _Keras3Checkpointing(tf.keras.callbacks.BackupAndRestore):
 
         super().on_train_end(logs)
         if self._stop_at_epoch_end:
-            raise SystemExit(checkpoint.REQUEUE_ME)
+            raise SystemExit(checkpoint.REQUEUE_EXIT_CODE)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Restore the newest save that loads; warn about (and set aside) newer ones that do not; none: from scratch."""
@@ -152,7 +153,7 @@ LEGACY = tf.keras.__name__.startswith("tf_keras")  # TF_USE_LEGACY_KERAS=1: hpc_
 
 Checkpointing: type = _Keras3Checkpointing
 if LEGACY:  # tf-keras: its BackupAndRestore's own atomic saves, plus Horovod's agreement and parameter servers
-    from .keras_legacy import LegacyCheckpointing
+    from ._keras_legacy import LegacyCheckpointing
 
     Checkpointing = LegacyCheckpointing
 

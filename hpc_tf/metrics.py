@@ -65,7 +65,7 @@ def record(name: str, value: Any, step: int | None = None) -> str | None:
         os.close(fd)
     if rank != 0 or str(name) != os.environ.get("HPC_TF_PRIMARY_METRIC") or not os.environ.get("HPC_TF_SWEEP_DIR"):
         return None
-    from .early_stop import observe
+    from .sweeps.early_stop import observe
 
     decision = observe(run, _trial_policy(os.environ["HPC_TF_SWEEP_DIR"]), value)
     return decision.reason or "stopped by the sweep's policy" if decision is not None and decision.terminate else None
@@ -77,7 +77,7 @@ _policies: dict[str, Any] = {}
 def _trial_policy(sweep_dir: str) -> Any:
     """The sweep's policy, read once per process."""
     if sweep_dir not in _policies:
-        from .early_stop import trial_policy
+        from .sweeps.early_stop import trial_policy
 
         _policies[sweep_dir] = trial_policy(sweep_dir)
     return _policies[sweep_dir]

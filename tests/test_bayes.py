@@ -1,4 +1,4 @@
-"""hpc_tf.bayes with real Optuna and real processes: the distribution map, a concurrent sweep that must
+"""hpc_tf.sweeps.bayesian with real Optuna and real processes: the distribution map, a concurrent sweep that must
 beat random search, zombie trials, requeued asks and idempotent tells. No Slurm is needed: each array
 task is played by a `python -c` process sharing the sweep directory's journal."""
 
@@ -18,9 +18,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from hpc_tf import bayes  # noqa: E402
-from hpc_tf.core.sampling import sample  # noqa: E402
-from hpc_tf.core.sweep_spec import ParamExpr  # noqa: E402
+from hpc_tf.sweeps import bayesian as bayes  # noqa: E402
+from hpc_tf.sweeps.core.sampling import sample  # noqa: E402
+from hpc_tf.sweeps.core.spec import ParamExpr  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STUDY = "sweep"
@@ -34,7 +34,7 @@ TASK = """
 import sys, time
 from pathlib import Path
 from hpc_tf import bayes
-from hpc_tf.core.sweep_spec import ParamExpr
+from hpc_tf.sweeps.core.spec import ParamExpr
 space = {
     "--x": ParamExpr(kind="uniform", low=0.0, high=1.0),
     "--y": ParamExpr(kind="quniform", low=0.0, high=5.0, q=0.5),

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from hpc_tf.core.records import STATUS_SCHEMA
-from hpc_tf.follow import Run
+from hpc_tf.runs.follow import Run
 
 from .conftest import hpc
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.environments import EnvRequest, env_key, normalise_requirement
+from hpc_tf.envs.build import EnvRequest, env_key, normalise_requirement
 
 from .conftest import REPO, hpc, make_project, read_status, write_config
 

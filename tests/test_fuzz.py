@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from hpc_tf import cli
-from hpc_tf.core.hetjob_checks import NEEDS_SLURM
+from hpc_tf.core.role_checks import NEEDS_SLURM
 from hpc_tf.core.spec import MAX_SECONDS, NAME_RE, SBATCH_OPTION_RE, EstimatorSpec, RoleOptions, SlurmOptions
 
 from .conftest import REPO
@@ -946,11 +946,11 @@ def test_rendered_scripts_pass_bash_n(tmp_path: Path) -> None:
     """Every script the properties rendered (without `setup`, which is shell by contract) is valid bash."""
     scripts = [s for s in RENDERED.values() if "# setup lines" not in s]
     if not scripts:  # run on its own: the example configs' scripts instead of the properties'
-        from hpc_tf.core.hetjob import job_plan
+        from hpc_tf.config.loading import load_spec
+        from hpc_tf.config.targets import resolve_target
+        from hpc_tf.core.components import job_plan
         from hpc_tf.core.plan import local_plan
-        from hpc_tf.loading import load_spec
-        from hpc_tf.render import render_script
-        from hpc_tf.targets import resolve_target
+        from hpc_tf.runs.render import render_script
 
         for config in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
             spec = load_spec(config)

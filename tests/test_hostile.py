@@ -44,13 +44,13 @@ import pytest
 import yaml
 
 from hpc_tf import cli
+from hpc_tf._location import package_root
 from hpc_tf.api import TensorFlow
+from hpc_tf.config.loading import load_spec
 from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
 from hpc_tf.errors import ConfigError
-from hpc_tf.loading import load_spec
-from hpc_tf.paths import package_root
+from hpc_tf.runs.submit import prepare
 from hpc_tf.settings import Settings
-from hpc_tf.submit import prepare
 
 from .conftest import REPO
 

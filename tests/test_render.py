@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.hetjob import job_plan
+from hpc_tf.config.loading import load_spec, validate
+from hpc_tf.config.targets import Target, resolve_target
+from hpc_tf.core.components import job_plan
 from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
 from hpc_tf.core.spec import SlurmOptions
-from hpc_tf.loading import load_spec, validate
-from hpc_tf.render import builtin_template_dir, render_script, sbatch_quote
+from hpc_tf.runs.render import builtin_template_dir, render_script, sbatch_quote
 from hpc_tf.settings import Settings
-from hpc_tf.targets import Target, resolve_target
 
 from .conftest import HOSTILE, REPO, make_project
 

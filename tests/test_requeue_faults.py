@@ -32,7 +32,7 @@ while step < steps:
     os.replace(tmp, state)
     ckpt.saved(step)
     if ckpt.requested():
-        ckpt.exit()
+        ckpt.exit_for_requeue()
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/done.json", "w") as f:
     json.dump({"resumed_from": start, "restart": ckpt.restart_count(), "node": os.uname().nodename}, f)
@@ -199,7 +199,7 @@ while True:
     step += 1
     hpc_tf.log("step", step)
     if ckpt.requested():
-        ckpt.exit()  # asks for a requeue without having saved anything
+        ckpt.exit_for_requeue()  # asks for a requeue without having saved anything
 """
 
 
@@ -292,3 +292,79 @@ def test_a_save_killed_half_way_is_never_restored(slurm: dict, tmp_path: Path) -
     assert resumed[0]["epoch"] == newest["epoch"] and resumed[-1]["epoch"] == 11
     assert "Traceback" not in (run_dir / "logs" / "rank-0.err").read_text()
     assert (run_dir / "outputs" / "done").exists()
+
+
+# Saves for SAVE_SECONDS once asked (a real save takes a while): the window in which the controller is stopped.
+SLOW_SAVE = """
+import json, os, time
+import hpc_tf.checkpoint as ckpt
+state = ckpt.directory() / "state.json"
+step = json.loads(state.read_text())["step"] if state.exists() else 0
+while step < 40:
+    time.sleep(0.25)
+    step += 1
+    state.write_text(json.dumps({"step": step}))
+    ckpt.saved(step)
+    if ckpt.requested():
+        time.sleep(float(os.environ["SAVE_SECONDS"]))
+        ckpt.exit_for_requeue()
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/done.json", "w") as f:
+    json.dump({"restart": ckpt.restart_count()}, f)
+"""
+
+
+def test_a_requeue_asked_while_the_controller_is_down_is_never_recorded_unless_slurm_took_it(
+    slurm: dict, tmp_path: Path
+) -> None:
+    """The controller is stopped for real between the warning and the script's exit. Rank 0 asks `scontrol requeue`
+    again and again within the warning's lead time: the run with 120 s of lead is requeued once the controller is
+    back and completes in a second attempt; the run with 30 s of lead ends FAILED saying Slurm did not take the
+    request. Neither is ever REQUEUED on a request Slurm did not take."""
+    runs = {}
+    for name, lead in (("long", 120), ("short", 30)):
+        project = make_project(tmp_path / name / "proj", SLOW_SAVE)
+        config = write_config(
+            tmp_path / name / "c.yaml",
+            experiment=f"rqdown-{name}",
+            source_directory=str(project),
+            entry_script="train.py",
+            requeue_on=["preemption"],
+            checkpoint_lead_seconds=lead,
+            max_run_duration_seconds=900,
+            environment_variables={"SAVE_SECONDS": "6"},
+        )
+        proc = hpc("submit", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        runs[name] = (Path(info["run_dir"]), str(info["job_id"]))
+    wait_for(lambda: all(steps_logged_state(d) >= 4 for d, _ in runs.values()), 120)
+    for _, job_id in runs.values():  # the warning, as Slurm sends it (rank 0's runtime asks scontrol for the cause)
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    wait_for(lambda: all((d / "tasks" / "checkpoint-request-0").exists() for d, _ in runs.values()), 30)
+    cluster("stop-controller")
+    try:
+        short_dir = runs["short"][0]
+        wait_for(lambda: "did not take" in (read_status(short_dir).get("message") or ""), 90)
+        assert read_status(runs["long"][0])["state"] != "REQUEUED"  # still asking
+        for d, _ in runs.values():
+            assert read_status(d)["state"] != "REQUEUED"
+    finally:
+        cluster("start-controller")
+    long_status = finished(runs["long"][0], timeout=300)
+    assert (long_status["state"], long_status["restarts"], len(long_status["attempts"])) == ("COMPLETED", 1, 2)
+    assert long_status["attempts"][0]["requeue"].startswith("requeued after preemption"), long_status["attempts"]
+    assert json.loads((runs["long"][0] / "outputs" / "done.json").read_text())["restart"] == 1
+    short = finished(short_dir, timeout=300)
+    assert (short["state"], short["exit_code"], short["restarts"]) == ("FAILED", 75, 0), short
+    assert short["attempts"][0]["requeue"].startswith("Slurm did not take the requeue"), short["attempts"]
+    assert "scontrol" in short["message"] and short["message"].startswith("not requeued: "), short["message"]
+
+
+def steps_logged_state(run_dir: Path) -> int:
+    """The step SLOW_SAVE has saved (0 before its first)."""
+    state = run_dir / "checkpoints" / "state.json"
+    try:
+        return int(json.loads(state.read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return 0

@@ -26,7 +26,7 @@ while step < 40:
     hpc_tf.log("step", step)
     if ckpt.requested():
         state.write_text(json.dumps({"step": step}))
-        ckpt.exit()
+        ckpt.exit_for_requeue()
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/done.json", "w") as f:
     json.dump({"resumed_from": start, "restart": ckpt.restart_count()}, f)

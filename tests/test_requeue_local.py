@@ -27,7 +27,7 @@ while step < total:
     if obey and ckpt.requested():
         state.write_text(json.dumps({"step": step}))
         ckpt.saved(step)
-        ckpt.exit()
+        ckpt.exit_for_requeue()
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/done.json", "w") as f:
     json.dump({"resumed_from": start, "restart": ckpt.restart_count()}, f)

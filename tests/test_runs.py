@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpc_tf import Experiment, TensorFlow
-from hpc_tf.follow import Run, Watcher
+from hpc_tf.runs.follow import Run, Watcher
 
 from .conftest import CLUSTER, REPO, hpc, make_project, read_status, wait_for, write_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpc_tf import TensorFlow
-from hpc_tf.follow import Run, Watcher
+from hpc_tf.runs.follow import Run, Watcher
 from hpc_tf.settings import Settings
 
 from .conftest import CLUSTER, hpc, make_project, read_status, wait_for, write_config

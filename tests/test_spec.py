@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from hpc_tf.config.loading import apply_overrides, load_spec, validate
+from hpc_tf.config.targets import resolve_target
 from hpc_tf.core.plan import script_argv
 from hpc_tf.errors import ConfigError
-from hpc_tf.loading import apply_overrides, load_spec, validate
 from hpc_tf.settings import Settings
-from hpc_tf.targets import resolve_target
 
 from .conftest import make_project, write_config
 

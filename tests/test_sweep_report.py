@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hpc_tf.core.sweep_spec import ParamExpr
 from hpc_tf.errors import UsageError
-from hpc_tf.sweep_report import TrialResult, plot_curves, plot_params, write_hparams
+from hpc_tf.sweeps.core.spec import ParamExpr
+from hpc_tf.sweeps.report import TrialResult, plot_curves, plot_params, write_hparams
 
 pytest.importorskip("tensorboard")
 
@@ -230,7 +230,7 @@ def test_writing_again_replaces_the_sessions(boards: dict[str, TensorBoard]) -> 
 
 def test_writing_does_not_import_tensorflow(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from hpc_tf.sweep_report import write_hparams, TrialResult\n"
+        "import sys; from pathlib import Path; from hpc_tf.sweeps.report import write_hparams, TrialResult\n"
         "t = TrialResult(index=0, trial_id='t0', state='COMPLETED', hyperparameters={'--x': 1.0}, history=[1.0])\n"
         f"write_hparams(Path({str(tmp_path)!r}), {{}}, 'loss', 'minimize', [t])\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"

@@ -286,8 +286,8 @@ def test_max_duration_minutes_ends_pending_and_running_trials(slurm: dict, tmp_p
 # ---------------------------------------------------------------------------------------------------- bayesian
 def test_bayesian_sweep_beats_random_on_a_known_function(slurm: dict, tmp_path: Path) -> None:
     pytest.importorskip("optuna", reason="hpc_tf[bayesian] is in the test extra: optuna must be installed")
-    from hpc_tf.core.sampling import draw_trials
-    from hpc_tf.core.sweep_parse import parse_sweep
+    from hpc_tf.sweeps.core.parse import parse_sweep
+    from hpc_tf.sweeps.core.sampling import draw_trials
 
     runs = tmp_path / "runs"
     project = make_project(
@@ -486,7 +486,7 @@ def test_python_api_hyperdrive_config_submits_a_sweep_run(slurm: dict, tmp_path:
     """HyperDrive's classes from Python: Experiment.submit(HyperDriveConfig) gives a SweepRun to follow."""
     from hpc_tf import Experiment, TensorFlow
     from hpc_tf.hyperdrive import GridParameterSampling, HyperDriveConfig, PrimaryMetricGoal, choice
-    from hpc_tf.sweeps import SweepRun
+    from hpc_tf.sweeps.run import SweepRun
 
     project = make_project(tmp_path / "proj", TRAINER)
     est = TensorFlow(source_directory=project, entry_script="train.py", script_params={"--epochs": 2})

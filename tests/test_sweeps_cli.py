@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.sweep_parse import parse_sweep
-from hpc_tf.loading import validate
-from hpc_tf.sweep_submit import metric_warning
+from hpc_tf.config.loading import validate
+from hpc_tf.sweeps.core.parse import parse_sweep
+from hpc_tf.sweeps.submit import metric_warning
 from tests.conftest import hpc, make_project, write_config
 
 BLOCK = {

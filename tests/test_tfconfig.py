@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.layout import (
+from hpc_tf.config.loading import validate
+from hpc_tf.config.targets import Target
+from hpc_tf.core.records import JobRecord
+from hpc_tf.core.tfcluster import (
     Slot,
     bind_gpus,
     block_tasks_per_node,
@@ -18,12 +21,9 @@ from hpc_tf.core.layout import (
     roles,
     tf_config,
 )
-from hpc_tf.core.records import JobRecord
-from hpc_tf.explain import explain_rows
 from hpc_tf.job.context import TaskContext, TaskSetupError
 from hpc_tf.job.runtime import job_slots, my_slot, task_environment
-from hpc_tf.loading import validate
-from hpc_tf.targets import Target
+from hpc_tf.runs.explain import explain_rows
 
 from .conftest import make_project
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from ..core.scheduler import Answer
+from ..core.answers import Answer
 from ..rundir import RunDir
 
 

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..core.scheduler import Answer, JobState
+from .._location import package_root
+from ..core.answers import Answer, JobState
 from ..errors import SubmissionError
-from ..paths import package_root
 from ..rundir import RunDir
 
 PREFIX = "local-"

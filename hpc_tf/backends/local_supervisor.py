@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..core import transitions
 from ..core.records import JobRecord
-from ..interpreters import shell_exit_code
+from ..envs.interpreters import shell_exit_code
 from ..rundir import RunDir, utc_now
 from .local import end_session, session_members
 

@@ -1,15 +1,17 @@
-"""The Slurm backend: submitting (through submitit, `slurm_submit`), asking about jobs, cancelling.
+"""The Slurm backend: `SlurmClient`, the one place Slurm's client commands are run, and `SlurmBackend` on it
+(submitting through submitit, `slurm_submit`; asking about jobs; cancelling, throttling).
 
-Scheduler queries (`states`) are bounded by `Settings.scheduler_timeout` and three-valued
-(core.scheduler): a timeout, a refused connection or an error exit is NoAnswer, never "the job is gone".
+Every call is bounded and three-valued (core.answers): a timeout, a refused connection or an error exit is
+NoAnswer, never "the job is gone". The in-job side (rank 0's requeue, a trial's cancel) uses the same client.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Callable, Sequence
 
-from ..core.scheduler import Answer, JobState, NoAnswer, NotKnown
+from ..core.answers import Answer, JobState, NoAnswer, NotKnown
 from ..errors import SubmissionError
 from ..rundir import RunDir
 from ..settings import Settings
@@ -24,12 +26,65 @@ from .slurm_text import (
     query_failure,
 )
 
+NODE_STATE = re.compile(r"^NodeName=(\S+) .*?\bState=(\S+)", re.MULTILINE)
+
+
+class SlurmClient:
+    """Slurm's client commands, each bounded by `timeout` seconds; what they print is parsed in `slurm_text`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def call(self, argv: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str] | NoAnswer:
+        """Run one command; NoAnswer when it could not run or did not end in time (its exit status is the caller's)."""
+        limit = self.timeout if timeout is None else timeout
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            return NoAnswer(f"{argv[0]} did not answer within {limit:g} s")
+        except OSError as exc:
+            return NoAnswer(f"{argv[0]}: {exc.strerror or exc}")
+
+    def detail(self, argv: list[str]) -> str:
+        """stdout of a query that only adds detail ('' when it fails)."""
+        proc = self.call(argv)
+        return proc.stdout if not isinstance(proc, NoAnswer) and proc.returncode == 0 else ""
+
+    def job_fields(self, job_id: str) -> dict[str, str]:
+        """The job's `scontrol show job -o` fields ({} when Slurm does not answer)."""
+        return parse_scontrol_job(self.detail(["scontrol", "show", "job", "-o", job_id]))
+
+    def node_states(self, nodes: Sequence[str]) -> dict[str, str]:
+        """`scontrol show node -o` State of each node ({} when Slurm does not answer)."""
+        if not nodes:
+            return {}
+        return dict(NODE_STATE.findall(self.detail(["scontrol", "show", "node", "-o", ",".join(nodes)])))
+
+    def control(self, argv: list[str]) -> None:
+        """A command that changes a job; its failure is an error naming the command and what Slurm said."""
+        proc = self.call(argv, self.timeout * 2)
+        if isinstance(proc, NoAnswer):
+            raise SubmissionError(f"{' '.join(argv)} did not answer: {proc.error}", argv)
+        if proc.returncode != 0:
+            raise SubmissionError(f"{' '.join(argv)} failed", argv, proc.stderr)
+
+    def requeue(self, job_id: str, timeout: float) -> str | None:
+        """`scontrol requeue JOB`: None once Slurm took it, else what was said (a refusal, or no answer)."""
+        proc = self.call(["scontrol", "requeue", job_id], timeout)
+        if isinstance(proc, NoAnswer):
+            return proc.error
+        if proc.returncode == 0:
+            return None
+        said = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}").splitlines()[-1]
+        return f"scontrol requeue {job_id}: {said}"
+
 
 class SlurmBackend:
     name = "slurm"
 
     def __init__(self, settings: Settings) -> None:
         self.timeout = settings.scheduler_timeout
+        self.client = SlurmClient(settings.scheduler_timeout)
         # Whether accounting is on: said by the settings, or learned from Slurm's own answer
         # ("accounting storage is disabled"), for this instance only. A sacct that fails otherwise
         # (a timeout, slurmdbd down) is NoAnswer and changes nothing.
@@ -70,32 +125,23 @@ class SlurmBackend:
 
     def _failed_nodes(self, job_id: str) -> str:
         """'n2 (down: <reason>)' for the job's nodes that are down, drained or not responding."""
-        fields = parse_scontrol_job(self._run(["scontrol", "show", "job", "-o", job_id]))
+        fields = self.client.job_fields(job_id)
         nodes = fields.get("NodeList", "")
         if not nodes or nodes == "(null)":
             return ""
-        text = self._run(["sinfo", "-h", "-N", "-n", nodes, "-t", "down,drain,fail,no_respond", "-o", "%N|%T|%E"])
+        text = self.client.detail(
+            ["sinfo", "-h", "-N", "-n", nodes, "-t", "down,drain,fail,no_respond", "-o", "%N|%T|%E"]
+        )
         failed = [line.split("|", 2) for line in text.splitlines() if line.count("|") >= 2]
         return "; ".join(f"{node} ({state}: {reason})" for node, state, reason in failed)
-
-    def _run(self, argv: list[str]) -> str:
-        """stdout of a bounded query that only adds detail ('' when it fails)."""
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return proc.stdout if proc.returncode == 0 else ""
 
     def _query(
         self, argv: list[str], job_ids: Sequence[str], parse: Callable[[str], dict[str, JobState]]
     ) -> dict[str, Answer] | None:
         """Run one bounded query; None when Slurm says accounting is disabled."""
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return _all(job_ids, NoAnswer(f"{argv[0]} did not answer within {self.timeout:g} s"))
-        except OSError as exc:
-            return _all(job_ids, NoAnswer(f"{argv[0]}: {exc.strerror or exc}"))
+        proc = self.client.call(argv)
+        if isinstance(proc, NoAnswer):
+            return _all(job_ids, proc)
         if proc.returncode == 0:
             found = combine_het_jobs(parse(proc.stdout))  # a heterogeneous job's `A+0`, `A+1`, ... are one run
             return {job_id: found.get(job_id) or NotKnown(argv[0]) for job_id in job_ids}
@@ -121,12 +167,9 @@ class SlurmBackend:
         return self._tasks(argv, parse_squeue)
 
     def _tasks(self, argv: list[str], parse: Callable[[str], dict[str, JobState]]) -> dict[str, JobState] | NoAnswer:
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return NoAnswer(f"{argv[0]} did not answer within {self.timeout:g} s")
-        except OSError as exc:
-            return NoAnswer(f"{argv[0]}: {exc.strerror or exc}")
+        proc = self.client.call(argv)
+        if isinstance(proc, NoAnswer):
+            return proc
         kind = "ok" if proc.returncode == 0 else query_failure(proc.returncode, proc.stdout, proc.stderr)
         if kind in ("ok", "not_known"):
             return expand_array_states(parse(proc.stdout))
@@ -164,12 +207,9 @@ class SlurmBackend:
 
     def site_config(self) -> dict[str, str] | NoAnswer:
         """`scontrol show config` as a mapping (SchedulerType, SchedulerParameters, …), or why there is none."""
-        try:
-            proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return NoAnswer(f"scontrol show config did not answer within {self.timeout:g} s")
-        except OSError as exc:
-            return NoAnswer(f"scontrol: {exc.strerror or exc}")
+        proc = self.client.call(["scontrol", "show", "config"])
+        if isinstance(proc, NoAnswer):
+            return NoAnswer(f"scontrol show config: {proc.error}")
         if proc.returncode != 0:
             said = (proc.stderr.strip() or f"exit status {proc.returncode}").splitlines()[-1]
             return NoAnswer(f"scontrol show config: {said}")
@@ -177,19 +217,10 @@ class SlurmBackend:
 
     def throttle(self, job_id: str, limit: int) -> None:
         """Change how many tasks of an array may run at once (0: no limit)."""
-        self._control(["scontrol", "update", f"JobId={job_id}", f"ArrayTaskThrottle={limit}"])
+        self.client.control(["scontrol", "update", f"JobId={job_id}", f"ArrayTaskThrottle={limit}"])
 
     def cancel(self, job_id: str) -> None:
-        self._control(["scancel", job_id])
-
-    def _control(self, argv: list[str]) -> None:
-        """A command that changes a job; its failure is an error naming the command and what Slurm said."""
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout * 2)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SubmissionError(f"{' '.join(argv)} did not answer: {exc}", argv) from None
-        if proc.returncode != 0:
-            raise SubmissionError(f"{' '.join(argv)} failed", argv, proc.stderr)
+        self.client.control(["scancel", job_id])
 
 
 def _all(job_ids: Sequence[str], answer: Answer) -> dict[str, Answer]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Literal, Mapping
 
+from ..core.answers import JobState
 from ..core.records import TERMINAL_STATES
-from ..core.scheduler import JobState
 
 QueryFailure = Literal["disabled", "not_known", "no_answer"]
 

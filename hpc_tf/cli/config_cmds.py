@@ -77,7 +77,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     what = f", a {sweep.sampling} sweep of {sweep.trial_count} trials on {sweep.primary_metric_name!r}" if sweep else ""
     print(f"{args.config}: valid (experiment {est.spec.experiment!r}, compute target {target.name!r}{what})")
     if sweep is not None:
-        from ..sweep_submit import metric_warning
+        from ..sweeps.submit import metric_warning
 
         warning = metric_warning(est.spec, sweep, est.sweep_key)
         if warning:
@@ -86,13 +86,13 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from ..explain import explain_rows, format_rows
+    from ..runs.explain import explain_rows, format_rows
 
     est = _estimator(args, settings)
     rows = explain_rows(est.spec, est.target(), args.nodelist, args.job_id, args.gpus_per_node)
     print(json.dumps(rows) if args.json else format_rows(est.spec, rows, args.job_id))
     if est.spec.roles:  # on stderr: --json's output stays the rows
-        from ..explain import het_site_notes
+        from ..runs.explain import het_site_notes
 
         print("\n".join(het_site_notes(settings)), file=sys.stderr)
     return 0
@@ -101,7 +101,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from ..env_store import list_envs, prune
+    from ..envs.cache import list_envs, prune
 
     root = settings.env_cache
     if args.action == "list":
@@ -127,11 +127,11 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
-    from ..submit import prepare
+    from ..runs.submit import prepare
 
     est = _estimator(args, settings)
     if est.sweep is not None:
-        from ..sweep_submit import first_script, prepare_sweep
+        from ..sweeps.submit import first_script, prepare_sweep
 
         sys.stdout.write(first_script(prepare_sweep(est.spec, est.sweep, settings, args.backend, False), settings))
         return 0
@@ -148,7 +148,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from ..submit import prepare, submit
+    from ..runs.submit import prepare, submit
 
     est = _estimator(args, settings)
     if est.sweep is not None:
@@ -164,7 +164,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"submitted run {run.run_id} (job {status.job_id}, {sub.backend}): {run.path}")
     if not args.wait:
         return 0
-    from ..follow import Run
+    from ..runs.follow import Run
     from .run_cmds import wait_and_report
 
     return wait_and_report(Run(run, settings), info if args.json else None, show_output=True)
@@ -172,7 +172,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _submit_sweep(args: argparse.Namespace, settings: Settings, est: Any) -> int:
     """A config with a hyperdrive: block: its trials as Slurm job arrays; prints the sweep id."""
-    from ..sweep_submit import metric_warning, prepare_sweep, submit_sweep
+    from ..sweeps.submit import metric_warning, prepare_sweep, submit_sweep
 
     sub = prepare_sweep(est.spec, est.sweep, settings, args.backend, key=est.sweep_key)
     print(f"hpc_tf: backend {sub.backend} ({sub.backend_reason})", file=sys.stderr)
@@ -197,7 +197,7 @@ def _submit_sweep(args: argparse.Namespace, settings: Settings, est: Any) -> int
         )
     if not args.wait:
         return 0
-    from ..sweeps import SweepRun
+    from ..sweeps.run import SweepRun
 
     status = SweepRun(sweep_dir, settings).wait_for_completion()
     print(f"hpc_tf: sweep {status.sweep_id} {status.state} {status.counts}", file=sys.stderr)

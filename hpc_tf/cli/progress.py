@@ -10,7 +10,7 @@ from .text import unreachable_text
 
 if TYPE_CHECKING:
     from ..core.records import RunStatus
-    from ..follow import Run
+    from ..runs.follow import Run
 
 
 class Progress:

@@ -22,7 +22,7 @@ from .text import duration as _duration
 from .text import unreachable_text
 
 if TYPE_CHECKING:  # the parser is built for every command: what the run commands use is imported when they run
-    from ..follow import Run
+    from ..runs.follow import Run
     from ..settings import Settings
 
 
@@ -61,14 +61,14 @@ def _limit(text: str) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> Run:
-    from ..follow import find_run
+    from ..runs.follow import find_run
 
     return find_run(args.run, settings)
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     """One scheduler query refreshes every unfinished run listed."""
-    from ..follow import DAMAGED, Watcher, list_runs
+    from ..runs.follow import DAMAGED, Watcher, list_runs
     from .text import elapsed_seconds, status_dict
 
     runs = list_runs(settings, args.experiment)
@@ -185,8 +185,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
-    from ..follow import Watcher
-    from ..logs import LogFollower
+    from ..runs.follow import Watcher
+    from ..runs.logs import LogFollower
 
     run = _run(args, settings)
     follower = LogFollower(run.dir, sys.stdout, sys.stderr, all_ranks=args.all, rank=args.rank)

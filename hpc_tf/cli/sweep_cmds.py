@@ -19,7 +19,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..settings import Settings
-    from ..sweeps import SweepRun, SweepStatus, TrialView
+    from ..sweeps.run import SweepRun, SweepStatus, TrialView
 
 ACTIONS = ("status", "wait", "best", "cancel", "throttle", "plot", "hparams", "recheck")
 
@@ -38,7 +38,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from ..sweeps import SweepRun
+    from ..sweeps.run import SweepRun
 
     sweep = SweepRun.get(args.sweep, settings.runs_dir)
     if args.action != "throttle" and args.value is not None:
@@ -97,7 +97,7 @@ def _wait(sweep: SweepRun, args: argparse.Namespace) -> int:
 
 
 def _best(sweep: SweepRun, args: argparse.Namespace) -> int:
-    from ..sweeps import best_trial
+    from ..sweeps.run import best_trial
 
     status = sweep.status()
     best = best_trial(status, not args.exclude_failed, not args.exclude_canceled)
@@ -129,7 +129,7 @@ def _throttle(sweep: SweepRun, args: argparse.Namespace) -> int:
 
 
 def _plot(sweep: SweepRun, args: argparse.Namespace) -> int:
-    from ..sweep_report import plot_curves, plot_params
+    from ..sweeps.report import plot_curves, plot_params
 
     status = sweep.status()
     out = Path(args.out) if args.out else sweep.dir.plots
@@ -142,8 +142,8 @@ def _plot(sweep: SweepRun, args: argparse.Namespace) -> int:
 
 
 def _hparams(sweep: SweepRun, args: argparse.Namespace) -> int:
-    from ..core.sweep_spec import ParamExpr
-    from ..sweep_report import write_hparams
+    from ..sweeps.core.spec import ParamExpr
+    from ..sweeps.report import write_hparams
 
     status = sweep.status()
     record = sweep.record()
@@ -156,7 +156,7 @@ def _hparams(sweep: SweepRun, args: argparse.Namespace) -> int:
 
 def _recheck(sweep: SweepRun, args: argparse.Namespace) -> int:
     """Recompute every recorded policy decision from the recorded inputs; exit 1 if any differs."""
-    from ..early_stop import recheck
+    from ..sweeps.early_stop import recheck
 
     rows = recheck(sweep.dir.path)
     differ = [(t, rec, new) for t, rec, new in rows if rec != msgspec.to_builtins(new)]
@@ -168,7 +168,7 @@ def _recheck(sweep: SweepRun, args: argparse.Namespace) -> int:
 
 
 def _results(trials: list[TrialView]) -> list[Any]:
-    from ..sweep_report import TrialResult
+    from ..sweeps.report import TrialResult
 
     return [
         TrialResult(

@@ -24,7 +24,9 @@ class TaskEnd(msgspec.Struct, frozen=True):
     note: str = ""
 
 
-EX_TEMPFAIL = 75  # the script saved on hpc_tf's checkpoint request and asks for the next attempt
+# EX_TEMPFAIL (sysexits.h): the script saved on hpc_tf's checkpoint request and asks for the next attempt. The one
+# definition: hpc_tf.checkpoint.exit_for_requeue() exits with it, and the Keras callbacks too.
+REQUEUE_EXIT_CODE = 75
 
 
 def task_end(
@@ -42,7 +44,7 @@ def task_end(
 
     Another rank that saved on the request (exit 75) ends cleanly (0): `srun --kill-on-bad-exit` must not kill
     rank 0's runtime before it has recorded the attempt and asked Slurm for the next one."""
-    if rank != 0 and checkpoint_requested and code == EX_TEMPFAIL:
+    if rank != 0 and checkpoint_requested and code == REQUEUE_EXIT_CODE:
         return TaskEnd(0)
     if rank == 0:
         if stopped:  # a sweep's policy stopped the trial on what rank 0 printed: a clean end

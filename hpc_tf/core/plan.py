@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 import msgspec
 
-from .layout import Slot, managed_role
 from .records import InJobEnvironment, JobRecord
 from .requeue import checkpointing, requeue_directives
 from .spec import EstimatorSpec, ParamValue, SlurmOptions
+from .tfcluster import Slot, managed_role
 
 # Paths inside the run directory that the job script refers to. The script runs with the run
 # directory as its working directory (sbatch --chdir / the local supervisor's cwd), so the script
@@ -179,7 +179,7 @@ def local_plan(spec: EstimatorSpec, python: str, package_root: str, as_root: boo
         launch = mpirun_argv(spec, python, package_root, as_root)
         launch.insert(launch.index(python), "--oversubscribe")
     elif spec.distributed_backend:
-        launch = [python, "-u", "-m", "hpc_tf.backends.local_tasks", ".", str(spec.ntasks)]
+        launch = [python, "-u", "-m", "hpc_tf.job.local_tasks", ".", str(spec.ntasks)]
     else:
         launch = [python, "-u", "-m", JOB_MODULE, "."]
     return ScriptPlan("local", [], launch, package_root, list(spec.modules), list(spec.setup))

@@ -12,7 +12,7 @@ Schema history:
                and `restarts_by_cause`.
   job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`;
                4 adds `components` and `het_steps` (a heterogeneous job's components, how its steps are launched).
-  sweep.json   1: the first (SweepRecord, written by hpc_tf.sweepdir).
+  sweep.json   1: the first (SweepRecord, written by hpc_tf.sweeps.sweepdir).
 """
 
 from __future__ import annotations

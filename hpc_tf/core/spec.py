@@ -1,7 +1,7 @@
 """The estimator config's schema: `EstimatorSpec` and `SlurmOptions`, with the derived counts.
 
 The only module that knows the config's shape. Validation rules are in `validation`, loading
-(YAML, `--set`, files on disk) in `hpc_tf.loading`.
+(YAML, `--set`, files on disk) in `hpc_tf.config.loading`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import datetime as _dt
 
 import msgspec
 
+from .answers import Answer, JobState, NoAnswer, NotKnown
 from .records import EARLY_TERMINATED, LOST, TERMINAL_STATES, Attempt, EarlyStop, FirstFailure, RunStatus
-from .scheduler import Answer, JobState, NoAnswer, NotKnown
 
 # A job the scheduler does not know, that recorded no end, is declared lost only after this long:
 # a freshly submitted job can be missing from accounting for a few seconds.

@@ -11,13 +11,8 @@ from typing import Any, Mapping, TypeVar
 import msgspec
 
 from ..errors import Problem
-from .checks import CHECKS
-from .spec import (
-    DISTRIBUTED_BACKENDS,
-    EstimatorSpec,
-    RoleOptions,
-    SlurmOptions,
-)
+from .field_checks import CHECKS
+from .spec import DISTRIBUTED_BACKENDS, EstimatorSpec, RoleOptions, SlurmOptions
 
 S = TypeVar("S", EstimatorSpec, SlurmOptions, RoleOptions)
 _TYPE_WORDS = {

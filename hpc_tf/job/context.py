@@ -15,7 +15,7 @@ from typing import Mapping
 
 import msgspec
 
-from ..core.hetjob import het_nodelists
+from ..core.components import het_nodelists
 from ..core.hostlist import expand, expand_tasks_per_node
 
 HET_GROUP = "HPC_TF_HET_GROUP"  # set by hpc_tf.job.hetsteps: this step's component (SLURM_PROCID counts within it)

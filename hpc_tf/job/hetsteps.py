@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Mapping, Sequence
 
-from ..core.hetjob import STEP_SEPARATOR
+from ..core.components import STEP_SEPARATOR
 from .context import HET_GROUP, HET_LEADER
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)

@@ -13,9 +13,9 @@ import socket
 
 import msgspec
 
-from ..core.hetjob import het_layout
-from ..core.layout import Slot, layout
+from ..core.components import het_layout
 from ..core.records import ComponentRecord, JobRecord
+from ..core.tfcluster import Slot, layout
 from .context import TaskContext, TaskSetupError
 
 

@@ -1,10 +1,12 @@
-"""Rank 0's side of a run that may outlive its time limit (issue 11, work in progress on branch issue-11).
+"""Rank 0's side of a run that may outlive its time limit (requeue_on).
 
 hpc_tf's per-task runtime owns Slurm's warning signal (the job runs `python -m hpc_tf.job`, never submitit's
 in-job runner, so nothing else handles it). The entry script is started with that signal ignored, so a script that
 knows nothing of it is not killed; it is told through a file it can poll (`hpc_tf.checkpoint.requested()`). On the
-signal, rank 0 decides (core.requeue) and writes the request; once its script has exited after saving, it records
-the attempt's end and asks Slurm to requeue the job (`A_i` for a sweep trial), or says why it will not.
+signal, rank 0 decides (core.requeue) and writes the request; once its script has exited after saving, it asks Slurm
+to requeue the job (`A_i` for a sweep trial) through the backend's client, and records the attempt REQUEUED only once
+Slurm took the request. A refused or unanswered request (slurmctld down) is asked again until the warning's lead time
+is nearly spent; then the run ends FAILED with what Slurm said.
 
 On the local backend its supervisor plays Slurm's part: it sends the warning only for the time limit (so its cause is
 `timeout`, no `scontrol` is asked), and a requeue is asked of it with a file (`RunDir.requeue_request`).
@@ -13,23 +15,30 @@ On the local backend its supervisor plays Slurm's part: it sends the warning onl
 from __future__ import annotations
 
 import json
-import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..backends.slurm_text import parse_scontrol_job
+from ..backends.slurm import SlurmClient
 from ..checkpoint import PROGRESS_FILE
 from ..core import transitions
+from ..core.lifecycle import REQUEUE_EXIT_CODE
 from ..core.records import JobRecord, RunStatus
-from ..core.requeue import cause_of_unannounced_end, decide_requeue, unhealthy_nodes, warning_cause
+from ..core.requeue import (
+    RequeueDecision,
+    cause_of_unannounced_end,
+    decide_requeue,
+    unhealthy_nodes,
+    warning_cause,
+)
 from ..rundir import RunDir, utc_now, write_atomic
 from .context import TaskContext
 
-EX_TEMPFAIL = 75  # "saved, requeue me": a script asked to stop exits with it (hpc_tf.checkpoint.exit())
-QUERY_SECONDS = 5.0
+QUERY_SECONDS = 5.0  # one scontrol query (show job, show node)
+REQUEUE_CALL_SECONDS = 10.0  # one `scontrol requeue` (slurmctld's MessageTimeout is 10 s by default)
+RETRY_SECONDS = 2.0  # between two requeue requests Slurm did not take
+LIMIT_MARGIN_SECONDS = 10.0  # the requests stop this long before the warning's lead time is spent
 
 
 def checkpoint_signal(job: JobRecord) -> int:
@@ -55,29 +64,6 @@ def checkpoint_environment(run: RunDir, job: JobRecord, restart_count: int) -> d
     }
 
 
-def job_fields(job_id: str) -> dict[str, str]:
-    """This job's `scontrol show job -o` fields (bounded; {} when Slurm does not answer)."""
-    return parse_scontrol_job(_ask(["scontrol", "show", "job", "-o", job_id]))
-
-
-def node_states(nodes: list[str]) -> dict[str, str]:
-    """`scontrol show node -o` State of each node ({} when Slurm does not answer)."""
-    if not nodes:
-        return {}
-    text = _ask(["scontrol", "show", "node", "-o", ",".join(nodes)])
-    return dict(NODE_STATE.findall(text))
-
-
-NODE_STATE = re.compile(r"^NodeName=(\S+) .*?\bState=(\S+)", re.MULTILINE)
-
-
-def _ask(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=QUERY_SECONDS).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
 def read_request(path: Path) -> str | None:
     """The cause a checkpoint request recorded (None: no request, or unreadable)."""
     try:
@@ -89,11 +75,15 @@ def read_request(path: Path) -> str | None:
 class Requeuer:
     """Decides on the warning signal (rank 0), and requeues once the script has saved and exited."""
 
-    def __init__(self, run: RunDir, job: JobRecord, ctx: TaskContext, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, run: RunDir, job: JobRecord, ctx: TaskContext, env: Mapping[str, str], client: SlurmClient | None = None
+    ) -> None:
         self.run, self.job, self.ctx = run, job, ctx
         self.job_id = requeue_id(env)
+        self.client = client or SlurmClient(QUERY_SECONDS)
         self.cause = ""  # set by the warning
-        self.requeued = False  # this attempt asked Slurm for the next one
+        self.warned_at = 0.0  # time.monotonic() of the warning
+        self.requeued = False  # Slurm (or the local supervisor) took this attempt's request for the next one
 
     def on_signal(self, signum: int) -> None:
         """The warning: write the request every rank's script sees (once). A SIGTERM is not ours to act on:
@@ -101,30 +91,59 @@ class Requeuer:
         if self.cause or signum != checkpoint_signal(self.job):
             return
         lead = self.job.checkpointing.lead_seconds
-        self.cause = "timeout" if self.ctx.local else warning_cause(job_fields(self.job_id), lead)
+        self.warned_at = time.monotonic()
+        self.cause = "timeout" if self.ctx.local else warning_cause(self.client.job_fields(self.job_id), lead)
         self.run.tasks_dir.mkdir(exist_ok=True)
         request = {"cause": self.cause, "time": utc_now()}
         write_atomic(self.run.checkpoint_request(self.ctx.restart_count), json.dumps(request))
 
     def after_exit(self, code: int, before_requeue: Callable[[], None] | None = None) -> bool:
-        """After the script's exit: a script that saved and exited with EX_TEMPFAIL (75, `hpc_tf.checkpoint.exit()`)
-        is requeued when `decide_requeue` allows it (the SIGTERM that follows is ours); refused, the run ends with 75
-        and the reason. Any other exit is the script's own end: nothing is requeued. Returns whether it requeued."""
-        if not self.cause or code != EX_TEMPFAIL:
+        """After the script's exit. A script that saved and exited with REQUEUE_EXIT_CODE (75,
+        `hpc_tf.checkpoint.exit_for_requeue()`) is requeued when `decide_requeue` allows it and Slurm takes the
+        request; otherwise the run ends with 75 and the reason in `message`. Any other exit is the script's own end.
+        Returns whether the next attempt was asked for and taken."""
+        if not self.cause or code != REQUEUE_EXIT_CODE:
             return False
         if before_requeue is not None:  # the other tasks end before the attempt's end is recorded and Slurm kills them
             before_requeue()
-        if self._decide(self.cause, "not requeued"):
-            self._requeue()
-            self.requeued = True
+        decision = self._decision(self.cause)
+        if not decision.allowed:
+            self._record(self.cause, decision.reason, False, "not requeued")
+            return False
+        # Slurm's requeue kills this job (SIGTERM, then SIGKILL after KillWait): the answer is recorded first.
+        with _sigterm_held():
+            refused = self._ask_for_next_attempt()
+            if refused is None:
+                self._record(self.cause, decision.reason, True, "not requeued")
+                self.requeued = True
+            else:
+                self._record(self.cause, refused, False, "not requeued")
         return self.requeued
 
-    def _requeue(self) -> None:
-        """Ask for the next attempt: Slurm, or the local supervisor, which restarts the job in place."""
+    def _ask_for_next_attempt(self) -> str | None:
+        """None once the next attempt was asked for and taken; else what Slurm last said. The local supervisor is
+        asked with a file; Slurm is asked again while the warning's lead time lasts (a controller may be restarting)."""
         if self.ctx.local:
             write_atomic(self.run.requeue_request(self.ctx.restart_count), json.dumps({"time": utc_now()}))
-        else:
-            subprocess.run(["scontrol", "requeue", self.job_id], capture_output=True, timeout=QUERY_SECONDS * 2)
+            return None
+        lead = self.job.checkpointing.lead_seconds
+        deadline = (self.warned_at or time.monotonic()) + max(lead - LIMIT_MARGIN_SECONDS, RETRY_SECONDS)
+        tries, said = 0, ""
+        while True:
+            left = deadline - time.monotonic()
+            tries += 1
+            said = self.client.requeue(self.job_id, max(1.0, min(REQUEUE_CALL_SECONDS, left))) or ""
+            if not said or self._taken():
+                return None
+            if time.monotonic() + RETRY_SECONDS >= deadline:
+                return f"Slurm did not take the requeue ({tries} requests in {lead:g} s of warning): {said}"
+            time.sleep(RETRY_SECONDS)
+
+    def _taken(self) -> bool:
+        """Whether Slurm did requeue the job though its answer was lost (a request timed out after it arrived):
+        its restart count is past this attempt's."""
+        restarts = self.client.job_fields(self.job_id).get("Restarts", "")
+        return restarts.isdigit() and int(restarts) > self.ctx.restart_count
 
     def gate(self) -> str | None:
         """At the start of a restart Slurm made after an attempt that recorded no end (a node failed, an operator
@@ -136,25 +155,42 @@ class Requeuer:
         last = status.attempts[-1]
         if last.n >= self.ctx.restart_count:
             return None
-        states = {} if self.ctx.local else node_states(last.nodes)
+        states = {} if self.ctx.local else self.client.node_states(last.nodes)
         cause = cause_of_unannounced_end(read_request(self.run.checkpoint_request(last.n)), unhealthy_nodes(states))
-        return None if self._decide(cause, "not restarted", known_end=False) else self.run.read_status().message
+        decision = self._decision(cause)
+        self._record(cause, decision.reason, decision.allowed, "not restarted", known_end=False)
+        return None if decision.allowed else self.run.read_status().message
 
-    def _decide(self, cause: str, refused: str, known_end: bool = True) -> bool:
-        """Close the current attempt with its cause, checkpoint step and what core.requeue decides."""
+    def _decision(self, cause: str) -> RequeueDecision:
+        """What core.requeue decides for the current attempt, from the past attempts and the checkpoint's progress."""
         status = self.run.read_status()
-        step = checkpoint_progress(self.run.path / self.job.checkpointing.checkpoint_dir)
         past = [a.cause for a in status.attempts[:-1]]
-        steps = [a.checkpoint_step for a in status.attempts[:-1]] + [step]
+        steps = [a.checkpoint_step for a in status.attempts[:-1]] + [self._progress()]
         c = self.job.checkpointing
-        decision = decide_requeue(cause, c.requeue_on, c.max_restarts, past, steps)
+        return decide_requeue(cause, c.requeue_on, c.max_restarts, past, steps)
+
+    def _progress(self) -> int | None:
+        return checkpoint_progress(self.run.path / self.job.checkpointing.checkpoint_dir)
+
+    def _record(self, cause: str, reason: str, requeued: bool, refused: str, known_end: bool = True) -> None:
+        """Close the current attempt with its cause, checkpoint step and what was decided (REQUEUED or not)."""
+        step = self._progress()
 
         def ended(s: RunStatus) -> RunStatus:
             now = utc_now() if known_end else ""
-            return transitions.attempt_ended(s, cause, step, decision.reason, decision.allowed, now, refused)
+            return transitions.attempt_ended(s, cause, step, reason, requeued, now, refused)
 
         self.run.transition(ended)
-        return decision.allowed
+
+
+class _sigterm_held:
+    """SIGTERM is held (blocked, then delivered) while the requeue is asked for and its answer recorded."""
+
+    def __enter__(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def __exit__(self, *_: object) -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def checkpoint_progress(folder: Path) -> int | None:

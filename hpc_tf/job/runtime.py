@@ -19,18 +19,18 @@ from typing import Mapping
 import msgspec
 
 from ..core import transitions
-from ..core.layout import Slot, bind_gpus, tf_config
-from ..core.lifecycle import task_end
+from ..core.lifecycle import REQUEUE_EXIT_CODE, task_end
 from ..core.plan import managed_server, required_packages
 from ..core.records import FirstFailure, JobRecord, TaskRecord
+from ..core.tfcluster import Slot, bind_gpus, tf_config
+from ..envs.interpreters import missing_text
 from ..errors import HpcTfError
-from ..interpreters import missing_text
 from ..rundir import RunDir, utc_now, write_atomic
+from ..sweeps.trial import open_trial, trial_ended, trial_environment
 from .context import HET_GROUP, TaskContext, TaskSetupError
 from .placement import global_context, global_rank, job_slots, my_slot
-from .requeue import EX_TEMPFAIL, Requeuer, checkpoint_environment, ignore_in_child, wait_for_other_tasks
+from .requeue import Requeuer, checkpoint_environment, ignore_in_child, wait_for_other_tasks
 from .supervise import supervise
-from .trial import open_trial, trial_ended, trial_environment
 from .watch import stop_condition
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
@@ -150,12 +150,12 @@ def run_task(run_dir: str | Path) -> int:
 
 def _not_restarted(run: RunDir, refusal: str) -> int:
     """A restart hpc_tf refuses (the previous attempt's end and the reason are recorded): the script is not run,
-    so it is no attempt; the job ends with EX_TEMPFAIL and Slurm's final state."""
-    run.transition(lambda s: transitions.lead_exited(s, EX_TEMPFAIL, utc_now(), []))
+    so it is no attempt; the job ends with REQUEUE_EXIT_CODE and Slurm's final state."""
+    run.transition(lambda s: transitions.lead_exited(s, REQUEUE_EXIT_CODE, utc_now(), []))
     run.logs.mkdir(exist_ok=True)
     with open(run.rank_err(0), "a", encoding="utf-8") as err:
         err.write(f"hpc_tf: {refusal}\n")
-    return EX_TEMPFAIL
+    return REQUEUE_EXIT_CODE
 
 
 def _record_end(
@@ -197,7 +197,7 @@ def _first_failure(run: RunDir, rank: int, role: str, index: int, host: str, cod
 def _environment_in_job(run: RunDir, job: JobRecord, ctx: TaskContext) -> None:
     """environment_build: job — every task asks for the environment; the first builds it under the
     cache's lock, the others wait for it and reuse it."""
-    from ..environments import EnvBuildError, ensure
+    from ..envs.build import EnvBuildError, ensure
 
     assert job.environment is not None
     try:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from ..interpreters import shell_exit_code
+from ..envs.interpreters import shell_exit_code
 from ..rundir import RunDir
 
 STOP_GRACE_SECONDS = 5.0

@@ -16,7 +16,7 @@ class Scraper:
     """Applies the sweep's policy to the primary metric as rank 0 prints it (`metric_patterns`)."""
 
     def __init__(self, run: RunDir, pattern: str, sweep_dir: str) -> None:
-        from ..early_stop import trial_policy
+        from ..sweeps.early_stop import trial_policy
 
         self.run, self.pattern = run, re.compile(pattern)
         self.trial = trial_policy(sweep_dir)
@@ -24,7 +24,7 @@ class Scraper:
 
     def __call__(self) -> bool:
         """Read what rank 0 printed since the last call (whole lines); True once the policy stops the trial."""
-        from ..early_stop import observe
+        from ..sweeps.early_stop import observe
 
         try:
             with open(self.run.rank_out(0), "rb") as out:
@@ -60,7 +60,7 @@ def stop_condition(run: RunDir, job: JobRecord, rank: int, attempt: int = 0) -> 
 
 
 def _primary_metric(job: JobRecord) -> str:
-    from ..sweepdir import SweepDir
+    from ..sweeps.sweepdir import SweepDir
 
     assert job.trial is not None
     return SweepDir(job.trial.sweep_dir).read().primary_metric_name
@@ -68,8 +68,8 @@ def _primary_metric(job: JobRecord) -> str:
 
 def _deadline_watch(job: JobRecord) -> Callable[[], bool]:
     """Rank 0 of a trial ends the whole sweep once max_duration_minutes has passed (scancel stops this task too)."""
-    from ..sweepdir import SweepDir
-    from .trial import end_sweep, past_deadline
+    from ..sweeps.sweepdir import SweepDir
+    from ..sweeps.trial import end_sweep, past_deadline
 
     assert job.trial is not None
     sweep = SweepDir(job.trial.sweep_dir)

@@ -5,4 +5,4 @@ set -euo pipefail
 export HPC_TF_BACKEND=local
 export PYTHONUNBUFFERED=1
 
-exec /usr/bin/python3 -u -m hpc_tf.backends.local_tasks . 2
+exec /usr/bin/python3 -u -m hpc_tf.job.local_tasks . 2

@@ -1,5 +1,7 @@
-"""The package's layering, checked on the source: no import cycles, the pure core stays pure, the in-job
-side and the CLI stay at their ends, and modules stay small enough to read.
+"""The package's layering, checked on the source against the README's architecture section (its tree and its
+layer table are the data here, so the two cannot disagree): the tree lists every module, no import cycles, every
+import allowed by the layer table, both pure cores pure, only the backends run Slurm clients, and modules small
+enough to read.
 
 Imports are read with `ast` (nothing is imported): top-level and function-level ones alike, relative
 ones resolved. An edge goes to what an import statement names: `import a.b` and `from a import b`
@@ -12,14 +14,16 @@ layering rules: a type-level dependency still crosses the layer).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent.parent / "hpc_tf"
-MAX_LINES = 300
+REPO = Path(__file__).resolve().parent.parent.parent
+PACKAGE_DIR = REPO / "hpc_tf"
+MAX_LINES = 400
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     ("source", "module", "expected"),
     [
         ("from . import api", "hpc_tf", {"hpc_tf.api"}),
-        ("from .core import transitions", "hpc_tf.submit", {"hpc_tf.core.transitions"}),
+        ("from ..core import transitions", "hpc_tf.runs.submit", {"hpc_tf.core.transitions"}),
         ("from ..core.plan import slurm_plan", "hpc_tf.backends.slurm", {"hpc_tf.core.plan"}),
         ("from ..errors import RunError", "hpc_tf.core.plan", {"hpc_tf.errors"}),
         ("from . import BACKEND_NAMES", "hpc_tf.backends.slurm", {"hpc_tf.backends"}),
@@ -168,23 +172,103 @@ def test_no_import_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-# ---------------------------------------------------------------------------------------------- (b) layering
-def _offences(modules: list[str], allowed: Callable[[str], bool]) -> list[str]:
-    """`module:line imports target` for every import of `modules` that `allowed` refuses."""
-    return [f"{m}:{i.line} imports {i.target}" for m in modules for i in IMPORTS[m] if not allowed(i.target)]
+# ---------------------------------------------------------------------------------------------- (b) the README
+README = REPO / "README.md"
+TREE_LINE = re.compile(r"^(?P<indent> *)(?P<name>[^\s\[]+)(?:\s+\[(?P<layer>[a-z-]+)\])?(?:\s+.*)?$")
+TABLE_ROW = re.compile(r"^\| `(?P<layer>[a-z-]+)` \| (?P<may>[^|]+) \|")
 
 
-CORE = [m for m in MODULES if within(m, "hpc_tf.core")]
+def _architecture_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text[text.index("## Architecture") :].split("\n## ", 1)[0]
 
 
-def test_core_imports_only_core_and_errors() -> None:
-    offences = _offences(CORE, lambda t: not within(t, "hpc_tf") or within(t, "hpc_tf.core") or t == "hpc_tf.errors")
-    assert not offences, "hpc_tf.core must stay pure:\n" + "\n".join(offences)
+def read_layers(section: str) -> dict[str, set[str]]:
+    """The layer table: layer → the layers it may import."""
+    rows = [TABLE_ROW.match(line) for line in section.splitlines()]
+    return {m["layer"]: set(re.findall(r"`([a-z-]+)`", m["may"])) for m in rows if m}
+
+
+def read_tree(section: str) -> dict[str, str]:
+    """The tree block: each listed path (folders end in /) → its layer (its own tag, else its folder's)."""
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    found: dict[str, str] = {}
+    stack: list[tuple[int, str, str]] = []  # (depth, folder path, layer)
+    for line in block.splitlines():
+        m = TREE_LINE.match(line)
+        assert m, f"README tree line not understood: {line!r}"
+        depth = len(m["indent"]) // 2
+        stack = [s for s in stack if s[0] < depth]
+        parent, inherited = (stack[-1][1], stack[-1][2]) if stack else ("", "")
+        path, layer = parent + m["name"], m["layer"] or inherited
+        found[path] = layer
+        if path.endswith("/"):
+            stack.append((depth, path, layer))
+    return found
+
+
+SECTION = _architecture_section()
+LAYERS = read_layers(SECTION)
+TREE = read_tree(SECTION)
+
+
+def layer_of(module: str) -> str:
+    path = MODULES[module].relative_to(REPO).as_posix()
+    return TREE[path]
+
+
+def test_the_readme_tree_lists_exactly_the_modules_and_folders() -> None:
+    on_disk = {p.relative_to(REPO).as_posix() for p in MODULES.values()}
+    folders = {p.parent.relative_to(REPO).as_posix() + "/" for p in MODULES.values()}
+    folders.add("hpc_tf/sbatch_templates/")
+    listed = set(TREE)
+    assert sorted(on_disk - listed) == [], "modules missing from the README's architecture tree"
+    assert sorted(folders - listed) == [], "folders missing from the README's architecture tree"
+    assert sorted(listed - on_disk - folders) == [], "the README's tree lists what does not exist"
+
+
+def test_every_module_has_a_known_layer() -> None:
+    unknown = {m: layer_of(m) for m in MODULES if layer_of(m) not in LAYERS}
+    assert not unknown, f"layers not in the README's table: {unknown}"
+    assert {"base", "core", "in-job", "backends", "top"} <= set(LAYERS)
+
+
+def test_every_import_is_allowed_by_the_layer_table() -> None:
+    offences = [
+        f"{m} [{layer_of(m)}]:{i.line} imports {i.target} [{layer_of(i.target)}]"
+        for m in MODULES
+        for i in IMPORTS[m]
+        if i.target in MODULES and layer_of(i.target) not in LAYERS[layer_of(m)]
+    ]
+    assert not offences, "imports the README's layer table does not allow:\n" + "\n".join(offences)
+
+
+CORE = [m for m in MODULES if layer_of(m) == "core"]
+FEATURE_CORES = sorted({m.rsplit(".core", 1)[0] + ".core" for m in CORE if not within(m, "hpc_tf.core")})
+
+
+def test_the_cores_are_where_the_tree_says() -> None:
+    assert all(within(m, "hpc_tf.core") or any(within(m, f) for f in FEATURE_CORES) for m in CORE)
+    assert "hpc_tf.sweeps.core" in FEATURE_CORES
+
+
+def test_core_imports_only_cores_and_errors() -> None:
+    def allowed(m: str) -> Callable[[str], bool]:
+        own = next((f for f in FEATURE_CORES if within(m, f)), "hpc_tf.core")
+        return lambda t: not within(t, "hpc_tf") or within(t, "hpc_tf.core") or within(t, own) or t == "hpc_tf.errors"
+
+    offences = [f"{m}:{i.line} imports {i.target}" for m in CORE for i in IMPORTS[m] if not allowed(m)(i.target)]
+    assert not offences, "a core must stay pure (the base core never imports a feature's):\n" + "\n".join(offences)
 
 
 def test_core_starts_no_process() -> None:
     offences = _offences(CORE, lambda t: not within(t, "subprocess"))
     assert not offences, "\n".join(offences)
+
+
+def _offences(modules: list[str], allowed: Callable[[str], bool]) -> list[str]:
+    """`module:line imports target` for every import of `modules` that `allowed` refuses."""
+    return [f"{m}:{i.line} imports {i.target}" for m in modules for i in IMPORTS[m] if not allowed(i.target)]
 
 
 def _environment_reads(module: str) -> list[str]:
@@ -209,23 +293,48 @@ def _environment_reads(module: str) -> list[str]:
 
 def test_core_reads_no_environment() -> None:
     offences = [line for m in CORE for line in _environment_reads(m)]
-    assert not offences, "hpc_tf.core must be a function of its arguments:\n" + "\n".join(offences)
+    assert not offences, "a core must be a function of its arguments:\n" + "\n".join(offences)
 
 
-def test_only_the_job_side_imports_hpc_tf_job() -> None:
-    outside = [m for m in MODULES if not within(m, "hpc_tf.job")]
-    offences = _offences(outside, lambda t: not within(t, "hpc_tf.job"))
-    assert not offences, "the in-job side is started as `python -m hpc_tf.job`, never imported:\n" + "\n".join(offences)
+IN_JOB = [m for m in MODULES if layer_of(m) == "in-job"]
 
 
-def test_lower_layers_do_not_import_the_cli_or_the_api() -> None:
-    lower = [m for m in MODULES if any(within(m, p) for p in ("hpc_tf.core", "hpc_tf.backends", "hpc_tf.job"))]
-    offences = _offences(lower, lambda t: not (within(t, "hpc_tf.cli") or t == "hpc_tf.api"))
-    assert not offences, "\n".join(offences)
+def test_the_in_job_side_never_loads_submitit() -> None:
+    offences = _offences(IN_JOB, lambda t: t != "hpc_tf.backends.slurm_submit" and not within(t, "submitit"))
+    assert not offences, "a job's tasks never import submitit (one owner of the warning signal):\n" + "\n".join(
+        offences
+    )
+
+
+SLURM_CLIENTS = {"sbatch", "scontrol", "squeue", "sacct", "scancel", "sinfo"}
+
+
+def slurm_argvs(module: str) -> list[str]:
+    """`module:line` of every list or tuple literal whose first item is a Slurm client's name (an argv)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    return [
+        f"{module}:{node.lineno} runs {node.elts[0].value}"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.List, ast.Tuple))
+        and node.elts
+        and isinstance(node.elts[0], ast.Constant)
+        and node.elts[0].value in SLURM_CLIENTS
+    ]
+
+
+def test_slurm_argvs_are_found() -> None:
+    assert slurm_argvs("hpc_tf.backends.slurm"), "the check below would find nothing"
+
+
+def test_only_the_backends_run_slurm_clients() -> None:
+    offences = [line for m in MODULES if layer_of(m) != "backends" for line in slurm_argvs(m)]
+    assert not offences, "only hpc_tf/backends runs Slurm's clients (one client, one failure handling):\n" + "\n".join(
+        offences
+    )
 
 
 # ---------------------------------------------------------------------------------------------- (c) size
-def test_no_module_is_longer_than_300_lines() -> None:
+def test_no_module_is_longer_than_max_lines() -> None:
     lengths = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
     offenders = [
         f"{MODULES[m].relative_to(PACKAGE_DIR.parent)}: {n} lines" for m, n in sorted(lengths.items()) if n > MAX_LINES

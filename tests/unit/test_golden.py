@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.hetjob import job_plan
+from hpc_tf.config.loading import load_config
+from hpc_tf.config.targets import resolve_target
+from hpc_tf.core.components import job_plan
 from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan
-from hpc_tf.core.sweep_plan import array_plan, plan_chunks
-from hpc_tf.loading import load_config
-from hpc_tf.render import render_script
-from hpc_tf.targets import resolve_target
+from hpc_tf.runs.render import render_script
+from hpc_tf.sweeps.core.arrays import array_plan, plan_chunks
 
 REPO = Path(__file__).resolve().parent.parent.parent
 GOLDEN = REPO / "tests" / "golden"

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from hpc_tf.core.hetjob import (
+from hpc_tf.config.loading import validate, validate_config
+from hpc_tf.config.targets import resolve_target
+from hpc_tf.core.components import (
     component_directives,
     components,
     het_directives,
@@ -17,12 +19,10 @@ from hpc_tf.core.hetjob import (
     het_srun_argv,
     job_plan,
 )
-from hpc_tf.core.layout import bind_gpus, layout, tf_config
 from hpc_tf.core.spec import EstimatorSpec, SlurmOptions
+from hpc_tf.core.tfcluster import bind_gpus, layout, tf_config
 from hpc_tf.errors import ConfigError, Problem
-from hpc_tf.loading import validate, validate_config
 from hpc_tf.settings import Settings
-from hpc_tf.targets import resolve_target
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BASE: dict[str, Any] = {
@@ -379,8 +379,8 @@ def test_a_sweep_with_roles_is_refused() -> None:
 
 
 def test_a_sweep_given_an_estimator_with_roles_is_refused(tmp_path: Path) -> None:
-    from hpc_tf.core.sweep_parse import parse_sweep
-    from hpc_tf.sweep_submit import prepare_sweep
+    from hpc_tf.sweeps.core.parse import parse_sweep
+    from hpc_tf.sweeps.submit import prepare_sweep
 
     raw = {
         "hyperparameter_sampling": {"type": "grid", "parameter_space": {"--lr": "choice(0.1, 0.01)"}},
@@ -400,7 +400,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def test_render_makes_the_heterogeneous_script_and_local_refuses(tmp_path: Path) -> None:
-    from hpc_tf.submit import prepare
+    from hpc_tf.runs.submit import prepare
 
     spec = spec_of(roles={"worker": {"partition": "gpu"}})
     script = prepare(spec, _settings(tmp_path), "slurm", probe=False).script
@@ -437,7 +437,7 @@ def test_hostile_role_values_stay_inert(value: str) -> None:
     import shlex
     import subprocess
 
-    from hpc_tf.render import render_script, sbatch_quote
+    from hpc_tf.runs.render import render_script, sbatch_quote
 
     spec = spec_of(
         roles={"worker": {"partition": value, "additional_parameters": {"comment_x": value}}},

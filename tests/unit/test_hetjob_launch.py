@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from hpc_tf.core.hetjob import components, job_plan, per_component_argv
-from hpc_tf.core.hetjob_checks import site_hetjob
+from hpc_tf.config.loading import validate
+from hpc_tf.core.components import components, job_plan, per_component_argv
 from hpc_tf.core.records import JobRecord
+from hpc_tf.core.role_checks import site_hetjob
 from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.job.context import TaskContext, TaskSetupError
 from hpc_tf.job.hetsteps import exit_code, run_steps, split_steps, step_environment
 from hpc_tf.job.placement import global_context, job_slots, my_slot
-from hpc_tf.loading import validate
 from tests.unit.test_hetjob import BASE as PS_BASE
 from tests.unit.test_hetjob import PY, REPO
 

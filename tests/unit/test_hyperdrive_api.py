@@ -8,9 +8,9 @@ import pytest
 
 from hpc_tf import hyperdrive as hd
 from hpc_tf.core.spec import EstimatorSpec
-from hpc_tf.core.sweep_parse import parse_sweep
-from hpc_tf.core.sweep_spec import ParamExpr, PolicySpec
 from hpc_tf.errors import ConfigError, UsageError
+from hpc_tf.sweeps.core.parse import parse_sweep
+from hpc_tf.sweeps.core.spec import ParamExpr, PolicySpec
 
 EXPRESSIONS: list[tuple[str, Callable[[], dict[str, Any]], dict[str, Any], ParamExpr]] = [
     # (id, the call, the v2 object it returns, the ParamExpr it parses to)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpc_tf.core.policies import Decision, decide, eligible
-from hpc_tf.core.sweep_spec import PolicySpec
+from hpc_tf.sweeps.core.policies import Decision, decide, eligible
+from hpc_tf.sweeps.core.spec import PolicySpec
 
 NAN, INF = float("nan"), float("inf")
 BANDIT_F = PolicySpec(type="bandit", slack_factor=0.2)

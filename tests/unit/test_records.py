@@ -20,6 +20,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from hpc_tf.core import transitions
+from hpc_tf.core.answers import NotKnown
 from hpc_tf.core.records import (
     JOB_SCHEMA,
     STATUS_SCHEMA,
@@ -30,7 +31,6 @@ from hpc_tf.core.records import (
     RunStatus,
     TaskRecord,
 )
-from hpc_tf.core.scheduler import NotKnown
 from hpc_tf.errors import RunError
 from hpc_tf.rundir import RunDir, write_atomic
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpc_tf.core.plan import ScriptPlan
-from hpc_tf.render import builtin_template_dir, render_script
+from hpc_tf.runs.render import builtin_template_dir, render_script
 
 PLAN = ScriptPlan("slurm", [("job-name", "x"), ("nodes", "1")], ["srun", "python", "-u", "-m", "hpc_tf.job", "."])
 

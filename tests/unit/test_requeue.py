@@ -92,7 +92,7 @@ def test_decide_requeue(
 
 
 def _spec(tmp_path, **keys):  # type: ignore[no-untyped-def]
-    from hpc_tf.loading import validate
+    from hpc_tf.config.loading import validate
 
     (tmp_path / "train.py").write_text("pass\n")
     return validate({"source_directory": str(tmp_path), "entry_script": "train.py", **keys}, tmp_path)
@@ -224,7 +224,7 @@ def test_cause_of_unannounced_end(request_cause: str | None, down: list, cause: 
 
 
 def test_node_states_are_read_from_scontrol() -> None:
-    from hpc_tf.job.requeue import NODE_STATE
+    from hpc_tf.backends.slurm import NODE_STATE
 
     text = (
         "NodeName=n1 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUTot=2 State=DOWN ThreadsPerCore=1 Reason=x [root]\n"

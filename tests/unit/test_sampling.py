@@ -9,9 +9,9 @@ from typing import Any, Callable
 import msgspec
 import pytest
 
-from hpc_tf.core.sampling import draw_trials, grid_size, sample
-from hpc_tf.core.sweep_parse import parse_sweep
-from hpc_tf.core.sweep_spec import ParamExpr, Scalar, SweepSpec
+from hpc_tf.sweeps.core.parse import parse_sweep
+from hpc_tf.sweeps.core.sampling import draw_trials, grid_size, sample
+from hpc_tf.sweeps.core.spec import ParamExpr, Scalar, SweepSpec
 
 
 def sweep(sampling: str, space: dict[str, Any], runs: int = 50) -> SweepSpec:

@@ -23,7 +23,7 @@ from hpc_tf.backends.slurm_text import (
     scontrol_job_state,
     state_word,
 )
-from hpc_tf.core.scheduler import JobState as J
+from hpc_tf.core.answers import JobState as J
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurm-22.05"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathspec
 import pytest
 
-from hpc_tf.snapshot import ALWAYS_IGNORED, _BuiltinIgnores
+from hpc_tf.runs.snapshot import ALWAYS_IGNORED, _BuiltinIgnores
 
 PATHS = ["a.py", "x.pyc", "d/x.pyc", ".git/", "d/.git/", "d/.git/x", ".git/config", "__pycache__/", "a/__pycache__/",
          "a/__pycache__/m.py", "outputs/", "outputs", "a/outputs/", "a/outputs", "outputs/x", ".ipynb_checkpoints/",

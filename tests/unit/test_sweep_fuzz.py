@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpc_tf.core.sampling import draw_trials
-from hpc_tf.core.sweep_parse import parse_sweep
-from hpc_tf.core.sweep_spec import EXPR_KINDS
+from hpc_tf.sweeps.core.parse import parse_sweep
+from hpc_tf.sweeps.core.sampling import draw_trials
+from hpc_tf.sweeps.core.spec import EXPR_KINDS
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=20)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from hpc_tf.core.sweep_parse import parse_sweep, sweep_to_raw
-from hpc_tf.core.sweep_spec import EXPR_KINDS, ParamExpr, PolicySpec, SweepSpec
 from hpc_tf.errors import MISSING, Problem
+from hpc_tf.sweeps.core.parse import parse_sweep, sweep_to_raw
+from hpc_tf.sweeps.core.spec import EXPR_KINDS, ParamExpr, PolicySpec, SweepSpec
 
 SPACE = "hyperdrive.hyperparameter_sampling.parameter_space"
 BASE: dict[str, Any] = {

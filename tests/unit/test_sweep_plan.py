@@ -10,13 +10,13 @@ import msgspec
 import pytest
 
 from hpc_tf.backends.slurm_text import array_limits, expand_array_id, expand_array_states, parse_sacct, parse_squeue
-from hpc_tf.core import sweep_transitions as st
 from hpc_tf.core import transitions
+from hpc_tf.core.answers import JobState, NotKnown
 from hpc_tf.core.plan import LAUNCHER_LOG
 from hpc_tf.core.records import ArrayChunk, EarlyStop, RunStatus, SweepRecord
-from hpc_tf.core.scheduler import JobState, NotKnown
 from hpc_tf.core.spec import EstimatorSpec, SlurmOptions
-from hpc_tf.core.sweep_plan import (
+from hpc_tf.sweeps.core import transitions as st
+from hpc_tf.sweeps.core.arrays import (
     TRIAL_LAUNCHER_LOG,
     array_plan,
     array_range,

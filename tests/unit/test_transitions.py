@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from hpc_tf.core import transitions
+from hpc_tf.core.answers import Answer, JobState, NoAnswer, NotKnown
 from hpc_tf.core.records import LOST, TERMINAL_STATES, FirstFailure, RunStatus
-from hpc_tf.core.scheduler import Answer, JobState, NoAnswer, NotKnown
 from hpc_tf.core.transitions import FORGOTTEN_AFTER_SECONDS, observed
 from hpc_tf.job.context import TaskContext
 

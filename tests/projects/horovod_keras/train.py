@@ -6,9 +6,9 @@ import os
 
 os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # like the examples' --no-cuda
 
-import horovod.tensorflow.keras as hvd  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import horovod.tensorflow.keras as hvd
+import numpy as np
+import tensorflow as tf
 
 hvd.init()
 x = np.random.default_rng(hvd.rank()).random((64, 4)).astype("float32")
