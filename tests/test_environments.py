@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import site as site_module
 import subprocess
 import sys
 from pathlib import Path
@@ -242,6 +243,9 @@ def test_inherited_packages_are_the_submitting_virtualenvs(slurm: dict, tmp_path
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
     (site / "only_in_the_venv.py").write_text("WHERE = 'venv'\n")
+    # A venv made from this (CI) venv's interpreter sees the *base* interpreter's packages, which may hold none of
+    # hpc_tf's (a fresh machine): the suite's own site-packages are layered under it, as a shared site would be.
+    (site / "_suite_site.pth").write_text("".join(f"{p}\n" for p in site_module.getsitepackages()))
     src = make_project(tmp_path / "src", "import only_in_the_venv, six\nprint('found', only_in_the_venv.WHERE)\n")
     cfg = write_config(tmp_path / "c.yaml", experiment="venv", source_directory=str(src), entry_script="train.py",
                        pip_packages=["six==1.16.0"], inherit_base_packages=True)

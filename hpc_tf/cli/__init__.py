@@ -11,14 +11,30 @@ import argparse
 import json
 import os
 import sys
+from types import ModuleType
 from typing import Sequence
 
 from ..errors import HpcTfError
 
+# Which module holds each command (pip's lazy registry): a command loads its own module only, so `render` and
+# `submit` never import the run-following or sweep commands. `--help` and an unknown command load them all.
+COMMAND_MODULES = {
+    **dict.fromkeys(("submit", "render", "validate", "explain", "env"), "config_cmds"),
+    **dict.fromkeys(("runs", "status", "logs", "wait", "cancel", "metrics"), "run_cmds"),
+    "sweep": "sweep_cmds",
+}
 
-def _parser() -> argparse.ArgumentParser:
-    from . import config_cmds, run_cmds, sweep_cmds
 
+def _command_modules(argv: Sequence[str]) -> tuple[ModuleType, ...]:
+    """The command modules to load for this argv: the first word's own, or every one."""
+    import importlib
+
+    first = next((a for a in argv if not a.startswith("-")), "")
+    names = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else sorted(set(COMMAND_MODULES.values()))
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in names)
+
+
+def _parser(modules: tuple[ModuleType, ...]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = argparse.ArgumentParser(
@@ -27,18 +43,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Run TensorFlow training jobs on Slurm or on this machine.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_cmds.add_commands(sub, common)
-    run_cmds.add_commands(sub, common)
-    sweep_cmds.add_commands(sub, common)
+    for module in modules:
+        module.add_commands(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..settings import Settings
-    from . import config_cmds, run_cmds, sweep_cmds
 
-    args = _parser().parse_args(argv)
-    commands = {**config_cmds.COMMANDS, **run_cmds.COMMANDS, **sweep_cmds.COMMANDS}
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modules = _command_modules(argv)
+    args = _parser(modules).parse_args(argv)
+    commands = {name: cmd for module in modules for name, cmd in module.COMMANDS.items()}
     try:
         settings = Settings.from_env(runs_dir=getattr(args, "runs_dir", None))
         code = commands[args.command](args, settings)

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import msgspec
 
-from ..core.role_checks import NO_SWEEP, check_roles, convert_roles
 from ..core.spec import EstimatorSpec, SlurmOptions
 from ..core.validation import check_layout, convert, dedupe, unsafe_strings
 from ..errors import ConfigError, Problem
-from ..sweeps.core.spec import SweepSpec
+
+if TYPE_CHECKING:  # a plain config loads no sweep or role code: they are imported when the config has them
+    from ..sweeps.core.spec import SweepSpec
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -79,8 +80,6 @@ def validate_config(
 ) -> tuple[EstimatorSpec, SweepSpec | None, str]:
     """A config that may hold a sweep (`hyperdrive:` or `sweep:`): the job's spec, the sweep's (None for
     a single run) and the block's name. Problems of both parts are reported together."""
-    from ..sweeps.core.parse import parse_sweep
-
     given = [key for key in SWEEP_KEYS if key in data]
     job = {k: v for k, v in data.items() if k not in SWEEP_KEYS}
     problems: list[Problem] = []
@@ -90,6 +89,9 @@ def validate_config(
         )
     sweep = None
     if given:
+        from ..core.role_checks import NO_SWEEP
+        from ..sweeps.core.parse import parse_sweep
+
         sweep, found = parse_sweep(data[given[0]], given[0], source)
         problems += found
         if "roles" in data:
@@ -112,17 +114,21 @@ def validate(data: Mapping[str, Any], base_dir: str | Path, source: str | None =
     problems = list(unsafe_strings(data, "", source))
     spec, more = convert(EstimatorSpec, {k: v for k, v in data.items() if k != "roles"}, source)
     problems += more
-    roles, more = convert_roles(data["roles"], source) if "roles" in data else ({}, [])
-    problems += more
-    if spec is not None and roles:
-        spec = msgspec.structs.replace(spec, roles=roles)
+    if "roles" in data:
+        from ..core.role_checks import check_roles, convert_roles
+
+        roles, more = convert_roles(data["roles"], source)
+        problems += more
+        if spec is not None and roles:
+            spec = msgspec.structs.replace(spec, roles=roles)
     source_dir, more = _check_files(data, Path(base_dir), source)
     problems += more
     if isinstance(data.get("compute_target"), dict):
         problems += convert(SlurmOptions, data["compute_target"], source, "compute_target")[1]
     if spec is not None:
         problems += _check_environment(spec, data, Path(base_dir), source) + check_layout(spec, data, source)
-        problems += check_roles(spec, data, source)
+        if "roles" in data:
+            problems += check_roles(spec, data, source)
 
     if problems:
         raise ConfigError(dedupe(problems))

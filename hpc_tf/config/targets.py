@@ -14,7 +14,6 @@ from typing import Any, Literal, Sequence
 
 import msgspec
 
-from ..core.role_checks import check_target
 from ..core.spec import EstimatorSpec, SlurmOptions
 from ..core.validation import check_gpus, convert
 from ..errors import ConfigError, Problem
@@ -38,11 +37,12 @@ def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
     holds only the whole job's options and the roles' defaults)."""
     target = _resolve(spec, paths)
     source = None if target.source == "config" else target.source
-    problems = (
-        check_target(spec, target.options, source)
-        if spec.roles
-        else check_gpus(spec, target.options.gpus_per_node, source)
-    )
+    if spec.roles:  # the rules of roles are loaded only for a config that has them
+        from ..core.role_checks import check_target
+
+        problems = check_target(spec, target.options, source)
+    else:
+        problems = check_gpus(spec, target.options.gpus_per_node, source)
     if problems:
         raise ConfigError(problems)
     return target
