@@ -17,23 +17,37 @@ REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "scripts" / "dev-cluster.sh"
 
 
+def worker_cluster() -> dict[str, str]:
+    """Which dev cluster this pytest process uses: the default instance without xdist and on worker gw0; worker gwN
+    its own (its directory and port). So a test that breaks its cluster on purpose (stops the controller, downs a
+    node, preempts with the `high` partition, restarts it with accounting) never touches another worker's jobs, and
+    two workers' jobs never queue behind each other on the same 4 nodes."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker[2:]) if worker[2:].isdigit() else 0
+    if n == 0:
+        return {}
+    return {"HPC_TF_CLUSTER_DIR": f"/var/tmp/hpc_tf-cluster-gw{n}", "HPC_TF_CLUSTER_PORT": str(20817 + 100 * n)}
+
+
+def _cluster_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables `dev-cluster.sh env` says to use (SLURM_CONF, …)."""
+    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
+    return dict(
+        item.split("=", 1) for line in text.splitlines() for item in line.removeprefix("export ").split() if "=" in item
+    )
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[dict[str, str]]:
-    """Bring up the 4-node dev cluster (scripts/dev-cluster.sh); a cluster that can't start fails the test.
-
-    A cluster that was already up is left running; one this session started is stopped at the end.
-    """
+    """Bring up this process's 4-node dev cluster (scripts/dev-cluster.sh, `worker_cluster`); a cluster that can't
+    start fails the test. A cluster that was already up is left running; one this session started is stopped at
+    the end. Its variables go into os.environ, so every command a test runs (hpc, squeue, dev-cluster.sh) uses it."""
+    os.environ.update(worker_cluster())
     was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
     up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True)
     if up.returncode != 0:
         pytest.fail(f"the Slurm dev cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
-    env_text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout
-    exported: dict[str, str] = {}
-    for line in env_text.splitlines():
-        for item in line.removeprefix("export ").split():
-            if "=" in item:
-                key, value = item.split("=", 1)
-                exported[key] = value
+    exported = {**worker_cluster(), **_cluster_env(dict(os.environ))}
     os.environ.update(exported)
     yield exported
     if not was_up:
@@ -49,14 +63,18 @@ def cluster_instance(name: str, port: str, **knobs: str) -> Iterator[dict[str, s
     up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True, env=env)
     if up.returncode != 0:
         pytest.fail(f"the {name} cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
-    text = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    exported = dict(
-        item.split("=", 1) for line in text.splitlines() for item in line.removeprefix("export ").split() if "=" in item
-    )
+    exported = _cluster_env(env)
     try:
         yield {**settings, **exported}
     finally:
         subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
+
+
+def use_cluster(monkeypatch: pytest.MonkeyPatch, cluster: dict[str, str]) -> dict[str, str]:
+    """Point this test's commands (os.environ) at another cluster instance (`cluster_instance`'s variables)."""
+    for key, value in cluster.items():
+        monkeypatch.setenv(key, value)
+    return cluster
 
 
 @pytest.fixture
@@ -144,3 +162,10 @@ HOSTILE = [
     "*",
     "",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks follow what a test uses, so no file can forget one: a test on the dev cluster is `slurm`."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from hpc_tf import Experiment, TensorFlow
 from hpc_tf.runs.follow import Run, Watcher
 
-from .conftest import CLUSTER, REPO, hpc, make_project, read_status, wait_for, write_config
+from .conftest import REPO, cluster_instance, hpc, make_project, read_status, use_cluster, wait_for, write_config
 
 KERAS_METRICS = """\
     import numpy as np
@@ -254,17 +255,15 @@ def test_watching_fifty_runs_is_one_query_per_interval_without_accounting(
     assert len(squeue[0].split("-j ")[1].split()[0].split(",")) == 50  # one query carries all 50 jobs
 
 
+@pytest.fixture(scope="module")
+def accounting_instance() -> Iterator[dict[str, str]]:
+    """A dev cluster of its own with real accounting (slurmdbd + MariaDB), so the shared one is never restarted."""
+    yield from cluster_instance("accounting", "17817", HPC_TF_CLUSTER_ACCOUNTING="1")
+
+
 @pytest.fixture
-def accounting_cluster(slurm_cluster: dict) -> dict:
-    """The dev cluster restarted with real accounting (slurmdbd + MariaDB), and back without it after."""
-    env = {**os.environ, "HPC_TF_CLUSTER_ACCOUNTING": "1"}
-    subprocess.run([str(CLUSTER), "down"], capture_output=True)
-    up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True, env=env)
-    if up.returncode != 0:
-        pytest.fail(f"the dev cluster did not start with accounting:\n{up.stderr}", pytrace=False)
-    yield slurm_cluster
-    subprocess.run([str(CLUSTER), "down"], capture_output=True, env=env)
-    subprocess.run([str(CLUSTER), "up"], capture_output=True, check=True)
+def accounting_cluster(accounting_instance: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    return use_cluster(monkeypatch, accounting_instance)
 
 
 @pytest.mark.slurm

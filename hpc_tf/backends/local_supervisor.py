@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from ..core import transitions
+from ..core.lifecycle import shell_code
 from ..core.records import JobRecord
-from ..envs.interpreters import shell_exit_code
 from ..rundir import RunDir, utc_now
 from .local import end_session, session_members
 
@@ -138,7 +138,7 @@ def supervise(run_dir: str) -> int:
     signal.signal(signal.SIGINT, sup.cancel)
     returncode = sup.run_job()
     state = sup.cause or ("COMPLETED" if returncode == 0 else "FAILED")
-    sup.run.transition(lambda s: transitions.finalised(s, state, shell_exit_code(returncode), utc_now()))
+    sup.run.transition(lambda s: transitions.finalised(s, state, shell_code(returncode), utc_now()))
     return 0
 
 

@@ -29,6 +29,11 @@ class TaskEnd(msgspec.Struct, frozen=True):
 REQUEUE_EXIT_CODE = 75
 
 
+def shell_code(returncode: int) -> int:
+    """A child's end as shells and Slurm report it: killed by signal N is 128 + N (Popen says -N)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
 def task_end(
     rank: int,
     backend: str | None,

@@ -87,8 +87,3 @@ def missing_text(python: str, needed: list[tuple[str, str]]) -> str:
     absent = set(missing_modules(python, [name for name, _ in needed]))
     missing = [f"{name} (install: {how})" for name, how in needed if name in absent]
     return f"missing in {python}: " + "; ".join(missing) if missing else ""
-
-
-def shell_exit_code(returncode: int) -> int:
-    """A child killed by signal N is reported the way shells and Slurm do: 128 + N."""
-    return returncode if returncode >= 0 else 128 - returncode

@@ -19,6 +19,7 @@ import time
 from typing import Mapping, Sequence
 
 from ..core.components import STEP_SEPARATOR
+from ..core.lifecycle import shell_code
 from .context import HET_GROUP, HET_LEADER
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
@@ -43,11 +44,6 @@ def step_environment(env: Mapping[str, str], group: int) -> dict[str, str]:
     return {**env, HET_GROUP: str(group), HET_LEADER: env.get("SLURM_JOB_ID", "")}
 
 
-def exit_code(returncode: int) -> int:
-    """A shell's view of a child's end: killed by signal N is 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
 def run_steps(steps: Sequence[Sequence[str]], env: Mapping[str, str], poll: float = POLL_SECONDS) -> int:
     """Start each step, pass signals on, return the first failing step's code (at once) or 0 when all ended."""
     procs = [subprocess.Popen(list(argv), env=step_environment(env, i)) for i, argv in enumerate(steps)]
@@ -65,11 +61,11 @@ def run_steps(steps: Sequence[Sequence[str]], env: Mapping[str, str], poll: floa
         if failed:
             group, code = failed[0]
             print(
-                f"hpc_tf: component {group}'s step ended with exit code {exit_code(code)}: ending the job",
+                f"hpc_tf: component {group}'s step ended with exit code {shell_code(code)}: ending the job",
                 file=sys.stderr,
                 flush=True,
             )
-            return exit_code(code)
+            return shell_code(code)
         if all(code == 0 for code in codes):
             return 0
         time.sleep(poll)

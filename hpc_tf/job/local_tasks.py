@@ -3,7 +3,7 @@
 It does for one machine what srun does for a step: starts one in-job runtime per task with its
 rank (HPC_TF_TASK_RANK, HPC_TF_NTASKS, and HPC_TF_JOB_ID for the port block), and like
 `srun --kill-on-bad-exit` ends every task as soon as one exits non-zero. It exits with rank 0's
-exit code, or with the first failure's.
+exit code, or with the first failure's (a task killed by signal N: 128 + N, as srun says).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+
+from ..core.lifecycle import shell_code
 
 
 def launch(run_dir: str, ntasks: int) -> int:
@@ -40,7 +42,7 @@ def launch(run_dir: str, ntasks: int) -> int:
     codes = [proc.returncode for proc in procs]
     if first_failure is None:
         first_failure = next((c for c in codes if c != 0), None)
-    return codes[0] if codes[0] != 0 or first_failure is None else first_failure
+    return shell_code(codes[0] if codes[0] != 0 or first_failure is None else first_failure)
 
 
 if __name__ == "__main__":

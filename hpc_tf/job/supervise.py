@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from ..envs.interpreters import shell_exit_code
+from ..core.lifecycle import shell_code
 from ..rundir import RunDir
 
 STOP_GRACE_SECONDS = 5.0
@@ -96,7 +96,7 @@ def supervise(
                 if not stopped and stop_when is not None and stop_when():
                     stopped = True
                     stop(proc)
-    return shell_exit_code(returncode), stopped, received
+    return shell_code(returncode), stopped, received
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -17,7 +17,8 @@ from hpc_tf.core.records import JobRecord
 from hpc_tf.core.role_checks import site_hetjob
 from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.job.context import TaskContext, TaskSetupError
-from hpc_tf.job.hetsteps import exit_code, run_steps, split_steps, step_environment
+from hpc_tf.core.lifecycle import shell_code as exit_code
+from hpc_tf.job.hetsteps import run_steps, split_steps, step_environment
 from hpc_tf.job.placement import global_context, job_slots, my_slot
 from tests.unit.test_hetjob import BASE as PS_BASE
 from tests.unit.test_hetjob import PY, REPO
