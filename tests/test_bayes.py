@@ -33,7 +33,7 @@ SPACE = {
 TASK = """
 import sys, time
 from pathlib import Path
-from hpc_tf import bayes
+from hpc_tf.sweeps import bayesian as bayes
 from hpc_tf.sweeps.core.spec import ParamExpr
 space = {
     "--x": ParamExpr(kind="uniform", low=0.0, high=1.0),
