@@ -948,13 +948,12 @@ def test_rendered_scripts_pass_bash_n(tmp_path: Path) -> None:
     if not scripts:  # run on its own: the example configs' scripts instead of the properties'
         from hpc_tf.config.loading import load_spec
         from hpc_tf.config.targets import resolve_target
-        from hpc_tf.core.components import job_plan
-        from hpc_tf.core.plan import local_plan
+        from hpc_tf.core.plan import local_plan, slurm_plan
         from hpc_tf.runs.render import render_script
 
         for config in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
             spec = load_spec(config)
-            scripts.append(render_script(job_plan(spec, resolve_target(spec, ()).options, "/usr/bin/python3", "")))
+            scripts.append(render_script(slurm_plan(spec, resolve_target(spec, ()).options, "/usr/bin/python3", "")))
             if not spec.roles:  # a heterogeneous job has no local script
                 scripts.append(render_script(local_plan(spec, "/usr/bin/python3", "")))
     combined = "".join(f"__script_{i}() {{\n{s}\n}}\n" for i, s in enumerate(scripts))

@@ -47,7 +47,7 @@ from hpc_tf import cli
 from hpc_tf._location import package_root
 from hpc_tf.api import TensorFlow
 from hpc_tf.config.loading import load_spec
-from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
+from hpc_tf.core.plan import local_plan, slurm_plan
 from hpc_tf.errors import ConfigError
 from hpc_tf.runs.submit import prepare
 from hpc_tf.settings import Settings
@@ -261,7 +261,7 @@ def sbatch_arguments(script: str) -> list[str]:
 
 
 def planned_arguments(spec: Any, options: Any) -> list[str]:
-    return [f"--{name}" if value is None else f"--{name}={value}" for name, value in sbatch_directives(spec, options)]
+    return [f"--{name}" if value is None else f"--{name}={value}" for name, value in slurm_plan(spec, options, "python3", "").directives]
 
 
 def other_lines(script: str) -> list[str]:

@@ -10,8 +10,7 @@ import pytest
 
 from hpc_tf.config.loading import load_spec, validate
 from hpc_tf.config.targets import Target, resolve_target
-from hpc_tf.core.components import job_plan
-from hpc_tf.core.plan import local_plan, sbatch_directives, slurm_plan
+from hpc_tf.core.plan import local_plan, slurm_plan
 from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.runs.render import builtin_template_dir, render_script, sbatch_quote
 from hpc_tf.settings import Settings
@@ -32,7 +31,7 @@ def bash_n(script: str) -> None:
 def test_every_example_config_validates_and_renders(config: Path) -> None:
     spec = load_spec(config)
     target = resolve_target(spec, Settings.from_env({"HOME": "/nonexistent"}).target_files)
-    plans = [job_plan(spec, target.options, "/usr/bin/python3", "/opt/x")]
+    plans = [slurm_plan(spec, target.options, "/usr/bin/python3", "/opt/x")]
     if not spec.roles:  # a heterogeneous job (roles:) needs Slurm: no local script
         plans.append(local_plan(spec, "/usr/bin/python3", "/opt/x"))
     for plan in plans:
@@ -109,7 +108,7 @@ def test_directives_from_spec_and_target(tmp_path: Path) -> None:
             additional_parameters={"exclusive": True, "mail_type": "END", "hold": False},
         ),
     )
-    directives = dict(sbatch_directives(spec, target.options))
+    directives = dict(slurm_plan(spec, target.options, "/usr/bin/python3", "").directives)
     assert directives["time"] == "0-01:02:05"  # max_run_duration_seconds wins over the target's time
     assert directives["partition"] == "gpu" and directives["cpus-per-task"] == "4"
     assert directives["gpus-per-node"] == "1" and directives["exclusive"] is None

@@ -1,4 +1,4 @@
-"""Pure derivation of what a job runs: sbatch directives, the launch argv and the task's command.
+"""Pure derivation of what a job runs: the job script's plan for any Slurm job, the launch argv, the task's command.
 
 Nothing here reads the environment or starts a process; the backends and the CLI pass in
 what they looked up (interpreter path, chosen backend).
@@ -7,12 +7,14 @@ what they looked up (interpreter path, chosen backend).
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import msgspec
 
-from .records import InJobEnvironment, JobRecord
-from .requeue import checkpointing, requeue_directives
+from .components import STEP_SEPARATOR, Component, components
+from .records import HetSteps, InJobEnvironment, JobRecord
+from .requeue import checkpointing
+from .slurm_options import Directive, requeue_options, slurm_options
 from .spec import EstimatorSpec, ParamValue, SlurmOptions
 from .tfcluster import Slot, managed_role
 
@@ -23,123 +25,87 @@ BATCH_LOG = "logs/slurm-%j.out"
 LAUNCHER_LOG = "logs/launcher-%t.log"
 # The in-job entry point, run by every task (srun, mpirun or the local launcher) in the run directory.
 JOB_MODULE = "hpc_tf.job"
+# srun's %t in a heterogeneous step is not the global rank (measured: het0-0, het1-2, het2-4, het2-5 for ranks 0-3):
+# one file name per component cannot collide.
+HET_LAUNCHER_LOG = "logs/launcher-het{group}-%t.log"
+HET_STEPS_MODULE = "hpc_tf.job.hetsteps"  # one step per component: starts them, ends the job at the first failure
 
 
 class ScriptPlan(msgspec.Struct, frozen=True):
     """Everything a job script template needs, already derived and typed."""
 
     backend: str
-    directives: list[tuple[str, str | None]] = []
+    # one allocation's #SBATCH options (its one component's block: the template's `directives`, as site templates read)
+    directives: list[Directive] = []
     launch: list[str] = []
     package_root: str = ""
     modules: list[str] = []
     setup: list[str] = []
-    # a heterogeneous job (roles:, core/hetjob.py): (role, #SBATCH options) of each component; `directives` is empty
-    components: list[tuple[str, list[tuple[str, str | None]]]] = []
+    # a heterogeneous job (roles:): (role, #SBATCH options) of each component; `directives` is empty
+    components: list[tuple[str, list[Directive]]] = []
 
 
-def slurm_time(seconds: int) -> str:
-    """Seconds → Slurm's D-HH:MM:SS (Slurm rounds up to whole minutes itself)."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+def slurm_plan(
+    spec: EstimatorSpec,
+    options: SlurmOptions,
+    python: str,
+    package_root: str,
+    as_root: bool = False,
+    het_steps: HetSteps = "one",
+) -> ScriptPlan:
+    """The Slurm job of any config: one #SBATCH block per component (one allocation has one), then `exec` of the
+    launcher: srun (mpirun for Horovod) or, with roles, one srun step across the components (one step each with
+    `het_steps="per_component"`, for a site with disable_hetjob_steps)."""
+    comps = components(spec, options)
+    blocks = [component_directives(spec, c) for c in comps]
+    rest = (package_root, list(spec.modules), list(spec.setup))
+    if spec.roles:
+        launch = _per_component_argv if het_steps == "per_component" else _het_srun_argv
+        roles = [(c.record.role, block) for c, block in zip(comps, blocks, strict=True)]
+        return ScriptPlan("slurm", [], launch(spec, comps, python), *rest, roles)
+    if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
+        argv = mpirun_argv(spec, python, package_root, as_root)
+    else:
+        argv = srun_argv(spec, python)
+    return ScriptPlan("slurm", blocks[0], argv, *rest)
 
 
-def gpus_per_node(spec: EstimatorSpec, options: SlurmOptions) -> int:
-    """GPUs a job asks for per node: the target's gpus_per_node, else one per process; 0 without use_gpu."""
-    return (options.gpus_per_node or spec.most_tasks_per_node) if spec.use_gpu else 0
+def component_directives(spec: EstimatorSpec, c: Component) -> list[Directive]:
+    """One component's #SBATCH block, in a stable order: its size, then its options. Component 0's also holds the
+    whole job's (sbatch passes them on to the other components and reads output and mail from the first only):
+    the job's name and log first, its requeue options after the size."""
+    size = [("nodes", str(c.record.node_count)), task_count(c)]
+    if c.record.index:
+        return size + slurm_options(c.options, whole_job=False)
+    whole_job: list[Directive] = [("job-name", spec.experiment), ("output", BATCH_LOG), ("open-mode", "append")]
+    requeue = requeue_options(spec, c.options, batch_shell=spec.launcher == "mpirun")
+    return whole_job + size + requeue + slurm_options(c.options, whole_job=True)
 
 
-def slurm_options(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str, str | None]]:
-    """The one translation of a compute target into Slurm options, `(name, value)` with `None` for a bare
-    flag, used by both the job script and the submitit executor: the time limit, the target's named
-    options, GPUs, then additional_parameters (`true`/`null`: a bare flag; `false`: left out)."""
-    out: list[tuple[str, str | None]] = []
-    if spec.max_run_duration_seconds is not None:
-        out.append(("time", slurm_time(spec.max_run_duration_seconds)))
-    elif options.time is not None:
-        out.append(("time", str(options.time)))
-    for name in ("partition", "account", "qos", "cpus_per_task", "mem", "constraint", "exclude", "reservation"):
-        value = getattr(options, name)
-        if value is not None:
-            out.append((name.replace("_", "-"), str(value)))
-    gpus = gpus_per_node(spec, options)
-    if gpus:
-        out.append(("gpus-per-node", str(gpus)))
-    for name, value in options.additional_parameters.items():
-        if value is not False:
-            out.append((name.replace("_", "-"), None if value is None or value is True else str(value)))
-    return out
-
-
-def sbatch_directives(spec: EstimatorSpec, options: SlurmOptions) -> list[tuple[str, str | None]]:
-    """The #SBATCH options of a job, in a stable order: layout first, then the target's options.
-
-    `--no-requeue`: Slurm's default (JobRequeue=1) would silently rerun the whole script from the start
-    after a node failure; a job is restarted only when the config asks for it (`requeue: true` in
-    additional_parameters), and a restart is recorded in status.json (`restarts`) when it happens."""
-    layout = [
-        ("job-name", spec.experiment),
-        ("output", BATCH_LOG),
-        ("open-mode", "append"),
-        ("nodes", str(spec.node_count)),
-        *task_layout(spec),
-    ]
-    if spec.requeue_on:
-        mpirun = spec.launcher == "mpirun"
-        layout += requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds, mpirun)
-    elif not asks_requeue(options):
-        layout.append(("no-requeue", None))
-    return layout + slurm_options(spec, options)
-
-
-def asks_requeue(options: SlurmOptions) -> bool:
-    """`requeue: true` or `requeue: null` (a bare flag) in additional_parameters; `false` does not."""
-    params = options.additional_parameters
-    return "requeue" in params and params["requeue"] is not False
-
-
-def task_layout(spec: EstimatorSpec) -> list[tuple[str, str | None]]:
-    """How many tasks Slurm makes room for: `ntasks-per-node`, or for ps/multiworker jobs that did not
-    give process_count_per_node, `ntasks` spread over node_count nodes by Slurm itself (the seed's
+def task_count(c: Component) -> Directive:
+    """How many tasks Slurm makes room for on a component's nodes: `ntasks-per-node`, or for a 'ps' job in one
+    allocation that did not give process_count_per_node, `ntasks` spread over the nodes by Slurm itself (the seed's
     `node_count=2, worker_count=2, parameter_server_count=1` means 4 tasks on 2 nodes)."""
-    if spec.spread_tasks:
-        return [("ntasks", str(spec.ntasks))]
-    return [("ntasks-per-node", str(spec.per_node))]
+    if c.spread_ntasks is not None:
+        return ("ntasks", str(c.spread_ntasks))
+    return ("ntasks-per-node", str(c.record.tasks_per_node))
 
 
 def executor_parameters(spec: EstimatorSpec, options: SlurmOptions) -> dict[str, Any]:
-    """submitit `update_parameters` keywords giving the same #SBATCH lines as `sbatch_directives`.
+    """submitit `update_parameters` keywords giving one allocation's #SBATCH options, as its job script has them
+    (but the job's name and log, which submitit sets itself; the warning signal goes to the tasks, submitit's srun).
 
     Everything but the layout goes through submitit's `additional_parameters`, whose keys override its
     own defaults (its `time=5`) and whose `True` is a bare flag. submitit quotes values for a shell,
     which sbatch does not parse that way: values that would need quoting are refused by the caller.
     """
-    params: dict[str, Any] = {"nodes": spec.node_count, "job_name": spec.experiment}
-    extra: dict[str, Any] = {name.replace("-", "_"): value for name, value in task_layout(spec)}
-    if spec.requeue_on or not asks_requeue(options):
-        requeue = requeue_directives(spec.requeue_on, spec.checkpoint_signal, spec.checkpoint_lead_seconds)
-        extra.update({name.replace("-", "_"): True if value is None else value for name, value in requeue})
-    extra.update(
-        {name.replace("-", "_"): True if value is None else value for name, value in slurm_options(spec, options)}
-    )
-    return {**params, "additional_parameters": extra}
-
-
-def slurm_plan(
-    spec: EstimatorSpec, options: SlurmOptions, python: str, package_root: str, as_root: bool = False
-) -> ScriptPlan:
-    """The Slurm job: #SBATCH header, then `exec` of the launcher (srun, or mpirun for Horovod)."""
-    if spec.roles:  # one allocation would put every role on the same kind of node: never render it
-        raise ValueError("a config with roles is a heterogeneous job: plan it with core.hetjob.job_plan")
-    if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
-        launch = mpirun_argv(spec, python, package_root, as_root)
-    else:
-        launch = srun_argv(spec, python)
-    return ScriptPlan(
-        "slurm", sbatch_directives(spec, options), launch, package_root, list(spec.modules), list(spec.setup)
-    )
+    comps = components(spec, options)
+    if len(comps) != 1:  # runs.executor refuses roles first, with the config's words
+        raise ValueError("an executor runs in one allocation: a config with roles has several components")
+    (c,) = comps
+    extra = [task_count(c), *requeue_options(spec, c.options), *slurm_options(c.options, whole_job=True)]
+    params: dict[str, Any] = {"nodes": c.record.node_count, "job_name": spec.experiment}
+    return {**params, "additional_parameters": {n.replace("-", "_"): True if v is None else v for n, v in extra}}
 
 
 def srun_argv(spec: EstimatorSpec, python: str) -> list[str]:
@@ -167,6 +133,35 @@ def mpirun_argv(spec: EstimatorSpec, python: str, package_root: str, as_root: bo
     for name in MPIRUN_FORWARD + (("PYTHONPATH",) if package_root else ()):
         argv += ["-x", name]
     return argv + list(spec.launcher_args) + [python, "-u", "-m", JOB_MODULE, "."]
+
+
+def _component_argv(spec: EstimatorSpec, c: Component, python: str) -> list[str]:
+    argv = [f"--het-group={c.record.index}", f"--ntasks={c.record.ntasks}", "--mpi=none"]
+    argv += [f"--output={HET_LAUNCHER_LOG.format(group=c.record.index)}", *spec.launcher_args]
+    return [*argv, python, "-u", "-m", JOB_MODULE, "."]
+
+
+def _het_srun_argv(spec: EstimatorSpec, comps: Sequence[Component], python: str) -> list[str]:
+    """One step over every component: `srun <step options> --het-group=0 … <runtime> : --het-group=1 … : …`.
+
+    `--mpi=none`: the TensorFlow servers talk gRPC, and PMIx across components is a known failure (openpmix #3098).
+    `--unbuffered` and `--kill-on-bad-exit` are passed on to the later components by srun itself; the task count,
+    the MPI plugin and the log are reset for each component, so each gets its own (launcher_args too)."""
+    argv = ["srun", "--unbuffered", "--kill-on-bad-exit=1"]
+    for c in comps:
+        argv += [STEP_SEPARATOR] if c.record.index else []
+        argv += _component_argv(spec, c, python)
+    return argv
+
+
+def _per_component_argv(spec: EstimatorSpec, comps: Sequence[Component], python: str) -> list[str]:
+    """One step per component, under `hpc_tf.job.hetsteps` (the batch script's process): `python -m
+    hpc_tf.job.hetsteps srun … --het-group=0 … : srun … --het-group=1 … : …`."""
+    argv = [python, "-u", "-m", HET_STEPS_MODULE]
+    for c in comps:
+        argv += [STEP_SEPARATOR] if c.record.index else []
+        argv += ["srun", "--unbuffered", "--kill-on-bad-exit=1", *_component_argv(spec, c, python)]
+    return argv
 
 
 def local_plan(spec: EstimatorSpec, python: str, package_root: str, as_root: bool = False) -> ScriptPlan:

@@ -1,6 +1,6 @@
 """Validation of per-role placement (`roles:`): the mapping's shape, each role's options, and the rules tying the
 roles to the rest of the config (task counts, GPUs, compute_target, the backend). Pure; each problem names its
-keys and what is allowed. The component plan itself is `hetjob`."""
+keys and what is allowed. The components themselves are `components`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import difflib
 from typing import Any, Mapping
 
 from ..errors import Problem
-from .components import JOB_LEVEL, STEP_SEPARATOR, role_tasks
+from .components import STEP_SEPARATOR, role_tasks
 from .records import HetSteps
+from .slurm_options import WHOLE_JOB_FIELDS
 from .spec import HETJOB_JOB_OPTIONS, ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
 from .validation import convert
 
 # compute_target keys that describe the whole job: Slurm passes them from the first component to the others.
-JOB_LEVEL_KEYS = ("time", *JOB_LEVEL)
+JOB_LEVEL_KEYS = WHOLE_JOB_FIELDS  # time, account, qos, exclude, reservation
 ROLE_KEYS_TEXT = (
     "partition, cpus_per_task, mem, gpus_per_node, constraint, additional_parameters, node_count, "
     "process_count_per_node"

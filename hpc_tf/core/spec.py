@@ -145,7 +145,7 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     # how often hpc_tf.keras.Checkpointing saves besides the warning: every epoch, or every N batches (a preemption or
     # a node failure without notice loses at most that much); HPC_TF_CHECKPOINT_EVERY for scripts of their own
     checkpoint_every: Literal["epoch"] | Annotated[int, Meta(ge=1, le=1_000_000_000)] = "epoch"
-    # per-role placement (issue 12): role → its own component of a heterogeneous job; 'ps' only (core/hetjob.py)
+    # per-role placement (issue 12): role → its own component of a heterogeneous job; 'ps' only (core/components.py)
     roles: dict[str, RoleOptions] = {}
 
     @property

@@ -1,8 +1,8 @@
 """Where each task of the job belongs (its slot: node, role, index, port) and the check that it runs there.
 
 Every task derives the same list of slots from what Slurm tells it. One allocation: the step's node list in
-Slurm's order, tasks in blocks (`core.layout`). A heterogeneous job (job.json `components`): each component's own
-node list (`SLURM_JOB_NODELIST_HET_GROUP_<n>`), component by component (`core.hetjob.het_layout`); with one step
+Slurm's order, tasks in blocks (`core.tfcluster`). A heterogeneous job (job.json `components`): each component's own
+node list (`SLURM_JOB_NODELIST_HET_GROUP_<n>`), component by component (`core.components.het_layout`); with one step
 per component a task's SLURM_PROCID counts within its component, so its global rank is the component's first
 rank plus it. A task on another node than its slot's would get a wrong TF_CONFIG: it refuses to start.
 """

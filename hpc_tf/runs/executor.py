@@ -1,8 +1,8 @@
 """A configured submitit executor for the user's own Python functions (the "programmatic submitit executor").
 
 It is plain submitit: its own script generator and in-job runner, with the estimator's compute
-target translated by the same `core.plan.slurm_options` as the job script, so both ask Slurm for
-the same thing.
+target translated by the same `core.slurm_options.slurm_options` as the job script (through
+`core.plan.executor_parameters`), so both ask Slurm for the same thing.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config.targets import Target
 from ..core.plan import executor_parameters
 from ..core.spec import EstimatorSpec
 from ..errors import ConfigError, Problem
 from .render import needs_sbatch_quoting
-from ..config.targets import Target
 
 if TYPE_CHECKING:
     import submitit

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.components import components, het_layout
-from ..core.role_checks import site_hetjob
-from ..core.hostlist import expand
-from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
-from ..core.plan import gpus_per_node as requested_gpus
+from ..config.targets import Target
 from ..core.answers import NoAnswer
+from ..core.components import components, het_layout
+from ..core.hostlist import expand
+from ..core.role_checks import site_hetjob
 from ..core.spec import EstimatorSpec
+from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
 from ..errors import UsageError
 from ..settings import Settings
-from ..config.targets import Target
 
 MAX_TASKS = 4096  # a table longer than this is not an explanation
 
@@ -43,7 +42,8 @@ def explain_rows(
         job_id or 0,
         evaluator=spec.evaluator,
     )
-    gpus = gpus_per_node if gpus_per_node is not None else requested_gpus(spec, target.options)
+    requested = components(spec, target.options)[0].options.gpus_per_node or 0  # one allocation: one component
+    gpus = gpus_per_node if gpus_per_node is not None else requested
     visible = ",".join(str(i) for i in range(gpus)) or None
     rows = []
     for slot in slots:
@@ -82,18 +82,20 @@ def het_rows(
 ) -> list[dict[str, Any]]:
     """A heterogeneous job's rows (roles:): --nodelist holds the components' nodes one after the other."""
     comps = components(spec, target.options)
-    nodes = _nodes(nodelist, sum(c.node_count for c in comps), "the roles' node count (all components)")
-    starts = [sum(c.node_count for c in comps[:i]) for i in range(len(comps))]
-    groups = [nodes[start : start + c.node_count] for start, c in zip(starts, comps, strict=True)]
-    slots = het_layout(comps, groups, job_id or 0)
+    records = [c.record for c in comps]
+    nodes = _nodes(nodelist, sum(r.node_count for r in records), "the roles' node count (all components)")
+    starts = [sum(r.node_count for r in records[:i]) for i in range(len(records))]
+    groups = [nodes[start : start + r.node_count] for start, r in zip(starts, records, strict=True)]
+    slots = het_layout(records, groups, job_id or 0)
     rows = []
     for c in comps:
-        gpus = c.gpus_per_node if gpus_per_node is None or not c.gpus_per_node else gpus_per_node
+        asked, r = c.options.gpus_per_node or 0, c.record
+        gpus = asked if gpus_per_node is None or not asked else gpus_per_node
         visible = ",".join(str(i) for i in range(gpus)) or None
-        for slot in slots[c.first_rank : c.first_rank + c.ntasks]:
+        for slot in slots[r.first_rank : r.first_rank + r.ntasks]:
             cuda = bind_gpus(visible, slot, spec.use_gpu)
             rows.append(
-                {"component": c.index, **_row(spec, "ps", slot, job_id, visible if cuda is None and visible else cuda)}
+                {"component": r.index, **_row(spec, "ps", slot, job_id, visible if cuda is None and visible else cuda)}
             )
     return rows
 

@@ -12,22 +12,22 @@ from pathlib import Path
 
 import msgspec
 
-from ..backends import choose_backend, get_backend
-from ..core import transitions
-from ..core.components import components, job_plan
-from ..core.role_checks import NEEDS_SLURM, site_hetjob
-from ..core.plan import default_environment, job_record, local_plan, required_packages, user_environment
-from ..core.records import EnvRequest, HetSteps, InJobEnvironment, JobRecord
-from ..core.answers import NoAnswer
-from ..core.spec import EstimatorSpec
-from ..errors import ConfigError, HpcTfError, Problem, SubmissionError
-from ..envs.interpreters import InterpreterError, has_distributions, missing_text, own_site_packages, python_version
 from .._location import package_root
-from .render import render_script
+from ..backends import choose_backend, get_backend
+from ..config.targets import Target, resolve_target
+from ..core import transitions
+from ..core.answers import NoAnswer
+from ..core.components import components
+from ..core.plan import default_environment, job_record, local_plan, required_packages, slurm_plan, user_environment
+from ..core.records import EnvRequest, HetSteps, InJobEnvironment, JobRecord
+from ..core.role_checks import NEEDS_SLURM, site_hetjob
+from ..core.spec import EstimatorSpec
+from ..envs.interpreters import InterpreterError, has_distributions, missing_text, own_site_packages, python_version
+from ..errors import ConfigError, HpcTfError, Problem, SubmissionError
 from ..rundir import SECRET_MODE, RunDir, utc_now, write_atomic
 from ..settings import Settings
+from .render import render_script
 from .snapshot import SnapshotPlan
-from ..config.targets import Target, resolve_target
 
 
 class Submission(msgspec.Struct, frozen=True):
@@ -53,7 +53,7 @@ def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", prob
     if chosen == "slurm":
         if spec.roles and probe:
             het_steps = cluster_het_steps(settings)
-        script_plan = job_plan(spec, target.options, sys.executable, root, as_root, het_steps)
+        script_plan = slurm_plan(spec, target.options, sys.executable, root, as_root, het_steps)
     elif spec.roles:
         raise ConfigError([Problem("roles", f"{NEEDS_SLURM} (backend {chosen!r}: {why})", sorted(spec.roles))])
     else:
@@ -108,7 +108,7 @@ def _job_record(sub: Submission, run_id: str, python: str, in_job: InJobEnvironm
     record = job_record(sub.spec, run_id, sub.backend, python, in_job)
     if not sub.spec.roles:
         return record
-    comps = [c.record() for c in components(sub.spec, sub.target.options)]
+    comps = [c.record for c in components(sub.spec, sub.target.options)]
     return msgspec.structs.replace(record, components=comps, het_steps=sub.het_steps)
 
 

@@ -6,10 +6,10 @@
 #SBATCH --job-name=ps-hetjob
 #SBATCH --output=logs/slurm-%j.out
 #SBATCH --open-mode=append
-#SBATCH --no-requeue
-#SBATCH --time=0-00:30:00
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
+#SBATCH --no-requeue
+#SBATCH --time=0-00:30:00
 #SBATCH --partition=cpu
 #SBATCH --mem=1000
 #SBATCH hetjob

@@ -18,8 +18,7 @@ import pytest
 
 from hpc_tf.config.loading import load_config
 from hpc_tf.config.targets import resolve_target
-from hpc_tf.core.components import job_plan
-from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan
+from hpc_tf.core.plan import JOB_MODULE, ScriptPlan, local_plan, slurm_plan
 from hpc_tf.runs.render import render_script
 from hpc_tf.sweeps.core.arrays import array_plan, plan_chunks
 
@@ -50,7 +49,7 @@ def plan_for(config: Path, backend: str) -> ScriptPlan:
         options = resolve_target(spec, ()).options
         return array_plan(spec, options, PYTHON, PACKAGE_ROOT, chunk, sweep.max_concurrent_runs, None, AS_ROOT)
     if backend == "slurm":
-        return job_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
+        return slurm_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT)
     return local_plan(spec, PYTHON, PACKAGE_ROOT, AS_ROOT)
 
 
@@ -82,7 +81,7 @@ PER_COMPONENT = GOLDEN / "parameter-server-hetjob.per-component.slurm.sh"
 def test_per_component_script_matches_golden(update_golden: bool) -> None:
     config = REPO / "configs" / "parameter-server-hetjob.yaml"
     spec = load_config(config)[0]
-    plan = job_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT, "per_component")
+    plan = slurm_plan(spec, resolve_target(spec, ()).options, PYTHON, PACKAGE_ROOT, AS_ROOT, "per_component")
     text = render_script(plan, site_dir=None, cache_dir=None)
     if update_golden:
         PER_COMPONENT.write_text(text, encoding="utf-8")

@@ -10,15 +10,9 @@ import pytest
 
 from hpc_tf.config.loading import validate, validate_config
 from hpc_tf.config.targets import resolve_target
-from hpc_tf.core.components import (
-    component_directives,
-    components,
-    het_directives,
-    het_layout,
-    het_nodelists,
-    het_srun_argv,
-    job_plan,
-)
+from hpc_tf.core.components import components, het_layout, het_nodelists
+from hpc_tf.core.plan import component_directives, slurm_plan
+from hpc_tf.core.records import ComponentRecord
 from hpc_tf.core.spec import EstimatorSpec, SlurmOptions
 from hpc_tf.core.tfcluster import bind_gpus, layout, tf_config
 from hpc_tf.errors import ConfigError, Problem
@@ -85,10 +79,19 @@ def problems_of(**keys: Any) -> list[Problem]:
 def test_components(keys: dict[str, Any], expected: list[tuple]) -> None:
     spec = spec_of(**keys)
     comps = components(spec, resolve_target(spec, ()).options)
-    got = [(c.role, c.node_count, c.tasks_per_node, c.first_rank, c.gpus_per_node, c.options.partition) for c in comps]
+    records = [c.record for c in comps]
+    got = [
+        (r.role, r.node_count, r.tasks_per_node, r.first_rank, c.options.gpus_per_node or 0, c.options.partition)
+        for r, c in zip(records, comps, strict=True)
+    ]
     assert got == expected
-    assert [c.index for c in comps] == list(range(len(comps)))
-    assert sum(c.ntasks for c in comps) == spec.ntasks
+    assert [r.index for r in records] == list(range(len(comps)))
+    assert sum(r.ntasks for r in records) == spec.ntasks
+
+
+def blocks_of(spec: EstimatorSpec, target: SlurmOptions) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """(role, #SBATCH options) of each component, as the job script gives them."""
+    return slurm_plan(spec, target, PY, "").components
 
 
 def test_whole_job_options_only_in_component_zero() -> None:
@@ -105,23 +108,23 @@ def test_whole_job_options_only_in_component_zero() -> None:
         requeue_on=["timeout"],
         checkpoint_lead_seconds=60,
     )
-    blocks = het_directives(spec, resolve_target(spec, ()).options)
+    blocks = blocks_of(spec, resolve_target(spec, ()).options)
     assert [role for role, _ in blocks] == ["chief", "ps", "worker"]
-    assert blocks[0][1] == [
+    assert blocks[0][1] == [  # as one allocation's: the job's name and log, its size, requeue, then every option
         ("job-name", "default"),
         ("output", "logs/slurm-%j.out"),
         ("open-mode", "append"),
+        ("nodes", "1"),
+        ("ntasks-per-node", "1"),
         ("requeue", None),
         ("signal", "USR2@60"),
         ("time", "2:00:00"),
+        ("partition", "cpu"),
         ("account", "ml"),
         ("qos", "high"),
+        ("mem", "8G"),
         ("mail-type", "END"),
         ("comment", "x"),
-        ("nodes", "1"),
-        ("ntasks-per-node", "1"),
-        ("partition", "cpu"),
-        ("mem", "8G"),
     ]
     assert blocks[1][1] == [("nodes", "1"), ("ntasks-per-node", "1"), ("partition", "cpu"), ("mem", "16G")]
     assert blocks[2][1] == [
@@ -137,7 +140,7 @@ def test_whole_job_options_only_in_component_zero() -> None:
 
 def test_max_run_duration_wins_and_no_requeue_by_default() -> None:
     spec = spec_of(roles={"worker": {}}, compute_target={"time": 60}, max_run_duration_seconds=90)
-    names = dict(het_directives(spec, resolve_target(spec, ()).options)[0][1])
+    names = dict(blocks_of(spec, resolve_target(spec, ()).options)[0][1])
     assert names["time"] == "0-00:01:30" and "no-requeue" in names and "requeue" not in names
 
 
@@ -146,12 +149,12 @@ def test_role_additional_parameters_stay_in_their_component() -> None:
         roles={"worker": {"additional_parameters": {"exclusive": True, "gres": "nvme:1", "contiguous": False}}}
     )
     worker = components(spec, SlurmOptions())[2]
-    assert component_directives(worker)[-2:] == [("exclusive", None), ("gres", "nvme:1")]
+    assert component_directives(spec, worker)[-2:] == [("exclusive", None), ("gres", "nvme:1")]
 
 
 def test_one_srun_step_spans_the_components() -> None:
     spec = spec_of(roles={"worker": {"process_count_per_node": 2}}, launcher_args=["--cpu-bind=none"])
-    argv = het_srun_argv(spec, components(spec, SlurmOptions()), PY)
+    argv = slurm_plan(spec, SlurmOptions(), PY, "").launch
     runtime = ["--cpu-bind=none", PY, "-u", "-m", "hpc_tf.job", "."]
     assert argv == [
         "srun",
@@ -165,16 +168,17 @@ def test_one_srun_step_spans_the_components() -> None:
     ]
 
 
-def test_job_plan_chooses_and_one_allocation_refuses_roles() -> None:
-    from hpc_tf.core.plan import slurm_plan
-
+def test_one_planner_for_one_allocation_and_roles() -> None:
+    """One allocation is a job of one component: its block is the script's `directives`; roles give one each."""
     spec = spec_of(roles={"worker": {}})
-    plan = job_plan(spec, SlurmOptions(), PY, "")
+    plan = slurm_plan(spec, SlurmOptions(), PY, "")
     assert plan.directives == [] and [role for role, _ in plan.components] == ["chief", "ps", "worker"]
     assert plan.launch.count(":") == 2
-    assert job_plan(spec_of(), SlurmOptions(), PY, "").components == []
-    with pytest.raises(ValueError, match="heterogeneous"):
-        slurm_plan(spec, SlurmOptions(), PY, "")
+    one = spec_of()
+    (only,) = components(one, SlurmOptions())
+    assert (only.record.node_count, only.spread_ntasks) == (1, 4)  # 'ps' in one allocation: Slurm spreads the tasks
+    plan = slurm_plan(one, SlurmOptions(), PY, "")
+    assert plan.components == [] and plan.directives == component_directives(one, only)
 
 
 # ---------------------------------------------------------------------------------------------- slots
@@ -204,6 +208,10 @@ def test_nodelists_name_what_is_missing(env: dict[str, str], words: str) -> None
         het_nodelists(env)
 
 
+def records_of(spec: EstimatorSpec) -> list[ComponentRecord]:
+    return [c.record for c in components(spec, SlurmOptions())]
+
+
 def _het_spec() -> EstimatorSpec:
     return spec_of(
         parameter_server_count=2,
@@ -214,7 +222,7 @@ def _het_spec() -> EstimatorSpec:
 
 def test_slots_from_recorded_env() -> None:
     spec = _het_spec()
-    slots = het_layout(components(spec, SlurmOptions()), het_nodelists(RECORDED_ENV), 4711)
+    slots = het_layout(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
     base = slots[0].port or 0
     assert [(s.rank, s.node, s.local_rank, s.role, s.index, (s.port or 0) - base) for s in slots] == [
         (0, "n1", 0, "chief", 0, 0),
@@ -232,7 +240,7 @@ def test_slots_from_recorded_env() -> None:
 
 def test_tf_config_of_each_task() -> None:
     spec = _het_spec()
-    slots = het_layout(components(spec, SlurmOptions()), het_nodelists(RECORDED_ENV), 4711)
+    slots = het_layout(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
     port = slots[0].port or 0
     cluster = {
         "chief": [f"n1:{port}"],
@@ -250,8 +258,7 @@ def test_tf_config_of_each_task() -> None:
 
 def test_several_tasks_per_node_and_an_evaluator() -> None:
     spec = spec_of(worker_count=4, evaluator=True, roles={"worker": {"process_count_per_node": 2}})
-    comps = components(spec, SlurmOptions())
-    slots = het_layout(comps, [["c1"], ["c2"], ["g2", "g1"], ["e1"]], 7)
+    slots = het_layout(records_of(spec), [["c1"], ["c2"], ["g2", "g1"], ["e1"]], 7)
     assert [(s.node, s.local_rank, s.role, s.index) for s in slots] == [
         ("c1", 0, "chief", 0),
         ("c2", 0, "ps", 0),
@@ -274,7 +281,7 @@ def test_several_tasks_per_node_and_an_evaluator() -> None:
 def test_a_layout_that_does_not_fit_the_plan_is_refused(nodelists: list[list[str]], words: str) -> None:
     spec = spec_of(roles={"worker": {}})
     with pytest.raises(ValueError, match=words):
-        het_layout(components(spec, SlurmOptions()), nodelists, 1)
+        het_layout(records_of(spec), nodelists, 1)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -443,7 +450,7 @@ def test_hostile_role_values_stay_inert(value: str) -> None:
         roles={"worker": {"partition": value, "additional_parameters": {"comment_x": value}}},
         launcher_args=[value],
     )
-    plan = job_plan(spec, SlurmOptions(), f"/opt/py {value}/python", "")
+    plan = slurm_plan(spec, SlurmOptions(), f"/opt/py {value}/python", "")
     script = render_script(plan)
     assert subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True).returncode == 0
     assert f"#SBATCH --partition={sbatch_quote(value)}\n" in script

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from hpc_tf.config.loading import validate
-from hpc_tf.core.components import components, job_plan, per_component_argv
+from hpc_tf.core.components import components
+from hpc_tf.core.plan import slurm_plan
 from hpc_tf.core.records import JobRecord
 from hpc_tf.core.role_checks import site_hetjob
 from hpc_tf.core.spec import SlurmOptions
@@ -25,7 +26,7 @@ from tests.unit.test_hetjob import PY, REPO
 
 BASE: dict[str, Any] = {**PS_BASE, "roles": {"worker": {"partition": "gpu"}}}
 SPEC = validate(BASE, REPO / "configs")
-COMPS = [c.record() for c in components(SPEC, SlurmOptions())]
+COMPS = [c.record for c in components(SPEC, SlurmOptions())]
 JOB = JobRecord(
     run_id="r",
     experiment="e",
@@ -132,14 +133,16 @@ def test_an_old_job_json_without_components_reads_as_one_allocation() -> None:
 
 # ---------------------------------------------------------------------------------------------- one step per component
 def test_per_component_script_starts_one_step_each() -> None:
-    argv = job_plan(SPEC, SlurmOptions(), PY, "", het_steps="per_component").launch
+    argv = slurm_plan(SPEC, SlurmOptions(), PY, "", het_steps="per_component").launch
     assert argv[:4] == [PY, "-u", "-m", "hpc_tf.job.hetsteps"]
     steps = split_steps(argv[4:])
     assert [s[:4] for s in steps] == [
         ["srun", "--unbuffered", "--kill-on-bad-exit=1", f"--het-group={i}"] for i in range(3)
     ]
     assert all(s[-5:] == [PY, "-u", "-m", "hpc_tf.job", "."] for s in steps)
-    assert argv == per_component_argv(SPEC, components(SPEC, SlurmOptions()), PY)
+    # each step is the one-step launch's component: the same options, the same runtime
+    one_step = slurm_plan(SPEC, SlurmOptions(), PY, "").launch
+    assert [s[3:] for s in steps] == split_steps(one_step[3:])
 
 
 @pytest.mark.parametrize("argv", [[":"], ["a", ":"], [":", "b"], ["a", ":", ":", "b"]])

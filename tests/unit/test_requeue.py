@@ -126,11 +126,11 @@ def test_bad_requeue_keys_are_named(tmp_path, keys: dict, key: str) -> None:  # 
 
 
 def test_the_job_script_and_the_executor_ask_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from hpc_tf.core.plan import executor_parameters, sbatch_directives
+    from hpc_tf.core.plan import executor_parameters, slurm_plan
     from hpc_tf.core.spec import SlurmOptions
 
     spec = _spec(tmp_path, requeue_on=["timeout"], checkpoint_lead_seconds=60)
-    directives = dict(sbatch_directives(spec, SlurmOptions()))
+    directives = dict(slurm_plan(spec, SlurmOptions(), "python3", "").directives)
     assert "no-requeue" not in directives and directives["requeue"] is None and directives["signal"] == "USR2@60"
     extra = executor_parameters(spec, SlurmOptions())["additional_parameters"]
     assert extra["requeue"] is True and extra["signal"] == "USR2@60" and "no_requeue" not in extra
