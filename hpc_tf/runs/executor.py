@@ -11,11 +11,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config.targets import Target
 from ..core.plan import executor_parameters
 from ..core.spec import EstimatorSpec
 from ..errors import ConfigError, Problem
 from .render import needs_sbatch_quoting
-from ..config.targets import Target
 
 if TYPE_CHECKING:
     import submitit

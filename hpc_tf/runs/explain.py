@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.components import components, het_layout
-from ..core.role_checks import site_hetjob
-from ..core.hostlist import expand
-from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
-from ..core.plan import gpus_per_node as requested_gpus
+from ..config.targets import Target
 from ..core.answers import NoAnswer
+from ..core.components import components, het_layout
+from ..core.hostlist import expand
+from ..core.plan import gpus_per_node as requested_gpus
+from ..core.role_checks import site_hetjob
 from ..core.spec import EstimatorSpec
+from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
 from ..errors import UsageError
 from ..settings import Settings
-from ..config.targets import Target
 
 MAX_TASKS = 4096  # a table longer than this is not an explanation
 

@@ -16,12 +16,12 @@ from typing import IO, Any, Callable, Sequence
 
 from ..backends import Backend, get_backend
 from ..core import transitions
-from ..core.records import LOST, RunStatus, TaskRecord
 from ..core.answers import Answer, NoAnswer
+from ..core.records import LOST, RunStatus, TaskRecord
 from ..errors import JobFailedError, RunError, UsageError
-from .logs import LogFollower
 from ..rundir import RunDir, utc_now
 from ..settings import Settings
+from .logs import LogFollower
 
 DAMAGED = "DAMAGED"  # shown for a run directory whose status.json cannot be read (never written)
 

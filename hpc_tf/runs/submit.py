@@ -12,22 +12,22 @@ from pathlib import Path
 
 import msgspec
 
+from .._location import package_root
 from ..backends import choose_backend, get_backend
+from ..config.targets import Target, resolve_target
 from ..core import transitions
+from ..core.answers import NoAnswer
 from ..core.components import components, job_plan
-from ..core.role_checks import NEEDS_SLURM, site_hetjob
 from ..core.plan import default_environment, job_record, local_plan, required_packages, user_environment
 from ..core.records import EnvRequest, HetSteps, InJobEnvironment, JobRecord
-from ..core.answers import NoAnswer
+from ..core.role_checks import NEEDS_SLURM, site_hetjob
 from ..core.spec import EstimatorSpec
-from ..errors import ConfigError, HpcTfError, Problem, SubmissionError
 from ..envs.interpreters import InterpreterError, has_distributions, missing_text, own_site_packages, python_version
-from .._location import package_root
-from .render import render_script
+from ..errors import ConfigError, HpcTfError, Problem, SubmissionError
 from ..rundir import SECRET_MODE, RunDir, utc_now, write_atomic
 from ..settings import Settings
+from .render import render_script
 from .snapshot import SnapshotPlan
-from ..config.targets import Target, resolve_target
 
 
 class Submission(msgspec.Struct, frozen=True):
