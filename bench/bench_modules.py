@@ -16,15 +16,38 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FEATURE_WORDS = ("sweep", "hyperdrive", "bayes", "early_stop", "sampling", "policies", "hetjob", "role", "components",
-                 "requeue", "trial")
+FEATURE_WORDS = (
+    "sweep",
+    "hyperdrive",
+    "bayes",
+    "early_stop",
+    "sampling",
+    "policies",
+    "hetjob",
+    "role",
+    "components",
+    "requeue",
+    "trial",
+)
 
 
 def loaded(repo: Path, command: str, config: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(repo)}
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "hpc_tf", command, config, *(["--backend", "slurm"] if command == "render" else [])],
-        cwd=repo, capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "hpc_tf",
+            command,
+            config,
+            *(["--backend", "slurm"] if command == "render" else []),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if proc.returncode != 0:
         sys.exit(f"{command} failed in {repo}:\n{proc.stderr[-2000:]}")
@@ -41,8 +64,10 @@ def main() -> None:
         names = loaded(args.repo, command, args.config)
         own = sorted(n for n in names if n == "hpc_tf" or n.startswith("hpc_tf."))
         feature = [n for n in own if any(w in n for w in FEATURE_WORDS)]
-        print(f"{command} {args.config} ({args.repo}): {len(own)} hpc_tf modules, {len(names)} in all; "
-              f"{len(feature)} for sweeps/roles/requeue: {' '.join(feature) or '-'}")
+        print(
+            f"{command} {args.config} ({args.repo}): {len(own)} hpc_tf modules, {len(names)} in all; "
+            f"{len(feature)} for sweeps/roles/requeue: {' '.join(feature) or '-'}"
+        )
         print("  " + " ".join(own))
 
 

@@ -9,7 +9,8 @@ Layout:
   outputs/         what the entry script wrote to ./outputs (rank N's in outputs/rank-N/)
   work/rank-N/     where rank N > 0 runs: links to the snapshot, its own ./outputs
   logs/            rank-N.out / rank-N.err, launcher-N.log, slurm-JOB.out, supervisor.log, local-job.out
-  tasks/           rank-N.json (core.records.TaskRecord), lead-exit-N (the chief's exit code in attempt N)
+  tasks/           rank-N.json (core.records.TaskRecord), lead-exit-N (the chief's exit code in attempt N),
+                   tf-config-N.json (rank N's TF_CONFIG while it runs, when too long for the environment)
   metrics/         rank-N.jsonl (hpc_tf.log); a sweep trial's primary.jsonl (its primary metric per interval)
   policy.jsonl     a sweep trial's early-termination decisions, with what they were computed from
   tensorboard/     HPC_TF_TENSORBOARD_DIR
@@ -175,6 +176,11 @@ class RunDir:
     def checkpoint_request(self, attempt: int) -> Path:
         """Written by rank 0's runtime on Slurm's warning signal: the script should save (one file per attempt)."""
         return self.tasks_dir / f"checkpoint-request-{attempt}"
+
+    def tf_config_file(self, rank: int) -> Path:
+        """Rank N's TF_CONFIG when it is too long for one environment string (core.envsize): written by its runtime
+        before the entry script starts, read by the script's interpreter (HPC_TF_TF_CONFIG_FILE), removed at its end."""
+        return self.tasks_dir / f"tf-config-{rank}.json"
 
     def rank_out(self, rank: int) -> Path:
         return self.logs / f"rank-{rank}.out"

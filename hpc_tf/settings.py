@@ -13,6 +13,7 @@ passed down: nothing below the CLI and the API constructors reads `os.environ` f
 | HPC_TF_ENV_TOOL | auto, uv or pip for pip environments | auto |
 | HPC_TF_SLURM_ACCOUNTING | 1/0: Slurm accounting is on/off (else learned from the first sacct) | learned |
 | HPC_TF_SCHEDULER_TIMEOUT | seconds one scheduler query may take before it counts as "not answering" | 5 |
+| HPC_TF_TF_CONFIG_ENV_MAX | longest `TF_CONFIG=...` (bytes with its NUL) put in the environment, else a file | 131072 |
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .errors import UsageError
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_SNAPSHOT_MAX_MB = 300.0
 DEFAULT_SCHEDULER_TIMEOUT = 5.0
+# Linux's MAX_ARG_STRLEN (core.envsize): the longest environment string a program can be started with
+MAX_ENV_STRING = 131072
 ENV_TOOLS = ("auto", "uv", "pip")
 
 
@@ -42,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True):
     env_tool: str = "auto"
     slurm_accounting: bool | None = None
     scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT
+    tf_config_env_max: int = MAX_ENV_STRING  # recorded in job.json: the tasks read no setting themselves
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, runs_dir: str | Path | None = None) -> "Settings":
@@ -64,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True):
             env_tool=_choice(env, "HPC_TF_ENV_TOOL", ENV_TOOLS),
             slurm_accounting={"1": True, "0": False}.get(_choice(env, "HPC_TF_SLURM_ACCOUNTING", ("", "0", "1"))),
             scheduler_timeout=_number(env, "HPC_TF_SCHEDULER_TIMEOUT", DEFAULT_SCHEDULER_TIMEOUT, "seconds, > 0"),
+            tf_config_env_max=_bytes(env, "HPC_TF_TF_CONFIG_ENV_MAX", MAX_ENV_STRING),
         )
 
     @property
@@ -82,6 +87,16 @@ def _number(env: Mapping[str, str], name: str, default: float, allowed: str) -> 
     if not math.isfinite(value) or value <= 0 or value > 1e9:
         raise UsageError(f"{name}: {text!r} is not valid; expected {allowed}")
     return value
+
+
+def _bytes(env: Mapping[str, str], name: str, high: int) -> int:
+    """A byte count from 0 to `high` (the default)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return high
+    if not text.isdigit() or not text.isascii() or int(text) > high:
+        raise UsageError(f"{name}: {text!r} is not valid; expected a number of bytes from 0 to {high}")
+    return int(text)
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -19,7 +19,10 @@ def test_the_previous_versions_run_directories_are_listed_followed_and_read(tmp_
     shutil.copytree(OLD, runs, symlinks=True)
     rows = json.loads(hpc("runs", "--runs-dir", str(runs), "--json").stdout)
     assert sorted((r["backend"], r["state"], r["exit_code"]) for r in rows) == [
-        ("local", "COMPLETED", 0), ("slurm", "COMPLETED", 0), ("slurm", "FAILED", 3)]
+        ("local", "COMPLETED", 0),
+        ("slurm", "COMPLETED", 0),
+        ("slurm", "FAILED", 3),
+    ]
     assert all(r["final"] and r["schema"] == STATUS_SCHEMA for r in rows)  # read as today's record, defaults filled in
     for row in rows:
         status = hpc("status", row["run_id"], "--runs-dir", str(runs))

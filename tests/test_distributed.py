@@ -326,8 +326,15 @@ def test_horovods_keras_callbacks_run_under_the_default_environment(slurm: dict,
     """Horovod's Keras callbacks import `keras` directly (Keras 3 next to TF 2.18): the job's default
     environment makes that the tf-keras `tf.keras` is, so Horovod's published Keras examples run as written."""
     src = project(tmp_path, "horovod_keras")
-    config = write_config(tmp_path / "hvd.yaml", experiment="hvdkeras", source_directory=str(src),
-                          entry_script="train.py", distributed_backend="mpi", launcher=launcher, node_count=2)
+    config = write_config(
+        tmp_path / "hvd.yaml",
+        experiment="hvdkeras",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        launcher=launcher,
+        node_count=2,
+    )
     proc, run_dir = run(config, "slurm", tmp_path / "runs")
     assert proc.returncode == 0, (run_dir / "logs" / "rank-0.err").read_text()[-3000:]
     assert [o["rank"] for o in outputs(run_dir, "keras-*.json")] == [0, 1]
@@ -339,9 +346,15 @@ def test_the_keras_alias_can_be_turned_off(slurm: dict, tmp_path: Path) -> None:
     """HPC_TF_KERAS_ALIAS=0 leaves `import keras` as Keras 3: Horovod's callbacks then fail as they do
     without hpc_tf (the failure the alias exists for)."""
     src = project(tmp_path, "horovod_keras")
-    config = write_config(tmp_path / "hvd.yaml", experiment="hvdkeras", source_directory=str(src),
-                          entry_script="train.py", distributed_backend="mpi", node_count=2,
-                          environment_variables={"HPC_TF_KERAS_ALIAS": "0"})
+    config = write_config(
+        tmp_path / "hvd.yaml",
+        experiment="hvdkeras",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        node_count=2,
+        environment_variables={"HPC_TF_KERAS_ALIAS": "0"},
+    )
     proc, run_dir = run(config, "slurm", tmp_path / "runs")
     assert proc.returncode != 0 and read_status(run_dir)["state"] == "FAILED"
     errors = "".join(p.read_text() for p in (run_dir / "logs").glob("rank-*.err"))

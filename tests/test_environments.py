@@ -247,10 +247,31 @@ def test_inherited_packages_are_the_submitting_virtualenvs(slurm: dict, tmp_path
     # hpc_tf's (a fresh machine): the suite's own site-packages are layered under it, as a shared site would be.
     (site / "_suite_site.pth").write_text("".join(f"{p}\n" for p in site_module.getsitepackages()))
     src = make_project(tmp_path / "src", "import only_in_the_venv, six\nprint('found', only_in_the_venv.WHERE)\n")
-    cfg = write_config(tmp_path / "c.yaml", experiment="venv", source_directory=str(src), entry_script="train.py",
-                       pip_packages=["six==1.16.0"], inherit_base_packages=True)
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "hpc_tf", "submit", str(cfg), "--backend", "slurm",
-                           "--wait", "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="venv",
+        source_directory=str(src),
+        entry_script="train.py",
+        pip_packages=["six==1.16.0"],
+        inherit_base_packages=True,
+    )
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "hpc_tf",
+            "submit",
+            str(cfg),
+            "--backend",
+            "slurm",
+            "--wait",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "found venv" in proc.stdout

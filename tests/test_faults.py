@@ -20,15 +20,25 @@ from .conftest import CLUSTER, hpc, make_project, read_status, wait_for, write_c
 @pytest.mark.slurm
 @pytest.mark.parametrize(
     "target, key",
-    [({"partition": "nope"}, "compute_target.partition"), ({"constraint": "nope"}, "compute_target.constraint"),
-     ({"reservation": "nope"}, "compute_target.reservation"), ({"exclude": "n99"}, "compute_target.exclude")],
+    [
+        ({"partition": "nope"}, "compute_target.partition"),
+        ({"constraint": "nope"}, "compute_target.constraint"),
+        ({"reservation": "nope"}, "compute_target.reservation"),
+        ({"exclude": "n99"}, "compute_target.exclude"),
+    ],
     ids=["unknown-partition", "unknown-feature", "unknown-reservation", "unknown-node"],
 )
-def test_sbatch_refusing_names_the_key_and_the_run_is_failed_and_listed(slurm: dict, tmp_path: Path, target: dict,
-                                                                        key: str) -> None:
+def test_sbatch_refusing_names_the_key_and_the_run_is_failed_and_listed(
+    slurm: dict, tmp_path: Path, target: dict, key: str
+) -> None:
     src = make_project(tmp_path / "src", "print('never runs')\n")
-    cfg = write_config(tmp_path / "c.yaml", experiment="refused", source_directory=str(src), entry_script="train.py",
-                       compute_target=target)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="refused",
+        source_directory=str(src),
+        entry_script="train.py",
+        compute_target=target,
+    )
     runs = tmp_path / "runs"
     proc = hpc("submit", str(cfg), "--runs-dir", str(runs))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -64,8 +74,10 @@ def test_a_full_disk_at_submit_is_a_clear_error_and_a_failed_run(tmp_path: Path,
 
 def test_a_job_that_fills_the_disk_still_gets_its_end_recorded(tmp_path: Path, small_disk: Path) -> None:
     """The run directory keeps 64 KiB aside (.reserve) and gives it back to write its records."""
-    fill = "import os\ntry:\n    f = open('outputs/big', 'wb')\n    while True:\n        f.write(b'x' * 65536)\n" \
-           "except OSError:\n    os._exit(3)\n"
+    fill = (
+        "import os\ntry:\n    f = open('outputs/big', 'wb')\n    while True:\n        f.write(b'x' * 65536)\n"
+        "except OSError:\n    os._exit(3)\n"
+    )
     src = make_project(tmp_path / "src", fill)
     cfg = write_config(tmp_path / "c.yaml", experiment="fill", source_directory=str(src), entry_script="train.py")
     proc = hpc("submit", str(cfg), "--backend", "local", "--wait", "--runs-dir", str(small_disk))
@@ -134,13 +146,23 @@ def test_a_killed_task_fails_the_job_at_once_naming_it_and_leaves_no_process(
     if backend == "ps":
         src = tmp_path / "ps_loop"
         shutil.copytree(PROJECTS / "ps_loop", src)
-        keys: dict[str, object] = {"worker_count": 2, "parameter_server_count": 1, "node_count": 4,
-                                   "script_params": {"--steps": 4000, "--slow": 0.05}}
+        keys: dict[str, object] = {
+            "worker_count": 2,
+            "parameter_server_count": 1,
+            "node_count": 4,
+            "script_params": {"--steps": 4000, "--slow": 0.05},
+        }
     else:
         src = make_project(tmp_path / "src", SLEEPER)
         keys = {"node_count": 2}
-    cfg = write_config(tmp_path / "c.yaml", experiment="kill", source_directory=str(src), entry_script="train.py",
-                       distributed_backend=backend, **keys)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="kill",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend=backend,
+        **keys,
+    )
     proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
@@ -174,8 +196,15 @@ def _cluster(verb: str, *args: str) -> None:
 
 def _two_node_job(tmp_path: Path, **env: str) -> Path:
     src = make_project(tmp_path / "src", LONG_TWO_NODES)
-    cfg = write_config(tmp_path / "c.yaml", experiment="nodes", source_directory=str(src), entry_script="train.py",
-                       distributed_backend="mpi", node_count=2, environment_variables=env)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="nodes",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        node_count=2,
+        environment_variables=env,
+    )
     proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
@@ -211,9 +240,27 @@ def test_fifty_concurrent_submissions_to_slurm_give_fifty_intact_runs(slurm: dic
     cfg = write_config(tmp_path / "c.yaml", experiment="fifty", source_directory=str(src), entry_script="train.py")
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    procs = [subprocess.Popen([sys.executable, "-m", "hpc_tf", "submit", str(cfg), "--backend", "slurm", "--json",
-                               "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env) for _ in range(50)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hpc_tf",
+                "submit",
+                str(cfg),
+                "--backend",
+                "slurm",
+                "--json",
+                "--runs-dir",
+                str(runs),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(50)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 50, [e[-500:] for _, e in outs if e]
     job_ids = {json.loads(o)["job_id"] for o, _ in outs}
@@ -236,13 +283,23 @@ def test_a_restart_slurm_makes_when_asked_is_recorded(slurm: dict, tmp_path: Pat
     """With `requeue: true` a node failure restarts the job (Slurm's requeue): status.json counts the restart and
     says when the previous attempt started, so nobody mistakes the second run for the first."""
     src = make_project(tmp_path / "src", LONG_TWO_NODES)
-    cfg = write_config(tmp_path / "c.yaml", experiment="requeue", source_directory=str(src), entry_script="train.py",
-                       distributed_backend="mpi", node_count=2, environment_variables={"SLEEP": "8"},
-                       compute_target={"additional_parameters": {"requeue": True}})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        experiment="requeue",
+        source_directory=str(src),
+        entry_script="train.py",
+        distributed_backend="mpi",
+        node_count=2,
+        environment_variables={"SLEEP": "8"},
+        compute_target={"additional_parameters": {"requeue": True}},
+    )
     proc = hpc("submit", str(cfg), "--backend", "slurm", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
-    assert "#SBATCH --requeue" in (run_dir / "job.sh").read_text() and "--no-requeue" not in (run_dir / "job.sh").read_text()
+    assert (
+        "#SBATCH --requeue" in (run_dir / "job.sh").read_text()
+        and "--no-requeue" not in (run_dir / "job.sh").read_text()
+    )
     wait_for((run_dir / "outputs" / "rank-1" / "started").exists, timeout=120)
     first = read_status(run_dir)
     victim = first["nodes"][1]

@@ -41,8 +41,18 @@ def _config(tmp_path: Path, text: str) -> Path:
         ("source_directory: ''\n", "source_directory: must not be empty"),
         ("source_directory: " + "x" * 300 + "\n", "source_directory"),
     ],
-    ids=["duplicate-key", "alias-chain", "self-alias", "bad-int-tag", "huge-number", "arabic-digits-time",
-         "arabic-digits-mem", "empty-entry-script", "empty-source-directory", "name-too-long"],
+    ids=[
+        "duplicate-key",
+        "alias-chain",
+        "self-alias",
+        "bad-int-tag",
+        "huge-number",
+        "arabic-digits-time",
+        "arabic-digits-mem",
+        "empty-entry-script",
+        "empty-source-directory",
+        "name-too-long",
+    ],
 )
 def test_careless_configs_are_refused_with_the_key(tmp_path: Path, project: Path, text: str, words: str) -> None:
     cfg = _config(tmp_path, text)
@@ -73,16 +83,21 @@ def test_an_unquoted_time_is_the_time_it_looks_like(tmp_path: Path, project: Pat
 @pytest.mark.parametrize("name", ["--version", "-c", "-"])
 def test_an_entry_script_is_always_run_as_a_file(tmp_path: Path, name: str) -> None:
     make_project(tmp_path / "src", "print('ran as a file')\n", name=name)
-    cfg = write_config(tmp_path / "c.yaml", source_directory="src", entry_script=name,
-                       script_params={"print('ran as code')": None})
+    cfg = write_config(
+        tmp_path / "c.yaml", source_directory="src", entry_script=name, script_params={"print('ran as code')": None}
+    )
     proc = hpc("submit", str(cfg), "--backend", "local", "--wait", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     assert "ran as a file" in proc.stdout and "ran as code" not in proc.stdout
 
 
 def test_files_that_may_hold_secrets_are_readable_by_the_user_only(tmp_path: Path, project: Path) -> None:
-    cfg = write_config(tmp_path / "c.yaml", source_directory="src", entry_script="train.py",
-                       environment_variables={"API_TOKEN": "s3cret"})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        source_directory="src",
+        entry_script="train.py",
+        environment_variables={"API_TOKEN": "s3cret"},
+    )
     old = os.umask(0o022)
     try:
         proc = hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(tmp_path / "runs"))
@@ -117,8 +132,9 @@ def _stubborn_run(tmp_path: Path, **keys: object) -> tuple[Path, list[int]]:
     proc = hpc("submit", str(cfg), "--backend", "local", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout.splitlines()[-1])["run_dir"])
-    pids = wait_for(lambda: (run_dir / "outputs" / "pids").is_file() and (run_dir / "outputs" / "pids").read_text(),
-                    timeout=60)
+    pids = wait_for(
+        lambda: (run_dir / "outputs" / "pids").is_file() and (run_dir / "outputs" / "pids").read_text(), timeout=60
+    )
     return run_dir, [int(p) for p in pids.split()]
 
 
@@ -154,10 +170,15 @@ def test_finished_local_runs_are_never_rewritten_by_a_concurrent_reader(tmp_path
     make_project(tmp_path / "src", "import time; time.sleep(1)\n")
     cfg = write_config(tmp_path / "c.yaml", experiment="race", source_directory="src", entry_script="train.py")
     runs = tmp_path / "runs"
-    procs = [subprocess.Popen([sys.executable, "-m", "hpc_tf", "submit", str(cfg), "--backend", "local",
-                               "--runs-dir", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-             for _ in range(50)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hpc_tf", "submit", str(cfg), "--backend", "local", "--runs-dir", str(runs)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        for _ in range(50)
+    ]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -185,8 +206,16 @@ def test_a_damaged_run_never_breaks_the_tools_for_the_others(tmp_path: Path, dam
     make_project(tmp_path / "src", "print('ok')\n")
     cfg = write_config(tmp_path / "c.yaml", experiment="dmg", source_directory="src", entry_script="train.py")
     runs = tmp_path / "runs"
-    dirs = [Path(json.loads(hpc("submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir",
-                                str(runs)).stdout.splitlines()[-1])["run_dir"]) for _ in range(2)]
+    dirs = [
+        Path(
+            json.loads(
+                hpc(
+                    "submit", str(cfg), "--backend", "local", "--wait", "--json", "--runs-dir", str(runs)
+                ).stdout.splitlines()[-1]
+            )["run_dir"]
+        )
+        for _ in range(2)
+    ]
     bad, good = dirs
     DAMAGE[damage](bad / "status.json")
     proc = hpc("runs", "--runs-dir", str(runs), "--json")

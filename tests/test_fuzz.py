@@ -1062,7 +1062,7 @@ def test_special_config_files(ws: Workspace, name: str) -> None:
         (["env", "prune", "--older-than", "nan"], "--older-than"),
         (["env", "prune", "--older-than", "inf"], "--older-than"),
         (["env", "prune", "--older-than", "1e999"], "--older-than"),
-        (["explain", "CONFIG", "--set", "node_count=40000"], "node_count"),
+        (["explain", "CONFIG", "--set", "node_count=70000"], "node_count"),  # over Slurm's 65536
         (["explain", "CONFIG", "--set", "node_count=4096", "--set", "process_count_per_node=256"], "process"),
         (["explain", "CONFIG", "--set", "distributed_backend=ps", "--set", "worker_count=4096"], "explain"),
         (["explain", "CONFIG", "--nodelist", "n[1-3]"], "--nodelist"),

@@ -261,7 +261,10 @@ def sbatch_arguments(script: str) -> list[str]:
 
 
 def planned_arguments(spec: Any, options: Any) -> list[str]:
-    return [f"--{name}" if value is None else f"--{name}={value}" for name, value in slurm_plan(spec, options, "python3", "").directives]
+    return [
+        f"--{name}" if value is None else f"--{name}={value}"
+        for name, value in slurm_plan(spec, options, "python3", "").directives
+    ]
 
 
 def other_lines(script: str) -> list[str]:

@@ -179,8 +179,14 @@ def test_a_request_at_an_epochs_last_batch_lets_the_epoch_end_and_resumes_at_the
 def test_the_runs_checkpoint_every_is_the_default_save_freq(tmp_path: Path, legacy: str) -> None:
     """checkpoint_every reaches Checkpointing through HPC_TF_CHECKPOINT_EVERY, under Keras 3 and tf-keras."""
     code = "from hpc_tf.keras import Checkpointing; print(type(Checkpointing()).__name__, Checkpointing().save_freq)"
-    env = {**os.environ, "HPC_TF_CHECKPOINT_EVERY": "7", "HPC_TF_CHECKPOINT_DIR": str(tmp_path), "TF_USE_LEGACY_KERAS": legacy,
-           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "HPC_TF_CHECKPOINT_EVERY": "7",
+        "HPC_TF_CHECKPOINT_DIR": str(tmp_path),
+        "TF_USE_LEGACY_KERAS": legacy,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": str(REPO),
+    }
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [("LegacyCheckpointing" if legacy == "1" else "_Keras3Checkpointing"), "7"]

@@ -34,9 +34,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / rel, src / rel)
     isolation = [] if _has_setuptools() else ["--use-pep517"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
-         *(["--no-build-isolation"] if not isolation else isolation), "-w", str(root / "dist"), str(src)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            *(["--no-build-isolation"] if not isolation else isolation),
+            "-w",
+            str(root / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (built,) = (root / "dist").glob("hpc_tf-*.whl")
@@ -61,15 +74,15 @@ def test_the_wheel_holds_exactly_the_tracked_package_files(wheel: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_a_job_runs_from_a_non_editable_install_in_a_fresh_virtualenv(
-    wheel: Path, slurm: dict, tmp_path: Path
-) -> None:
+def test_a_job_runs_from_a_non_editable_install_in_a_fresh_virtualenv(wheel: Path, slurm: dict, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = str(venv / "bin" / "python")
     install = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     src = make_project(
@@ -81,9 +94,22 @@ def test_a_job_runs_from_a_non_editable_install_in_a_fresh_virtualenv(
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     proc = subprocess.run(
-        [str(venv / "bin" / "hpc_tf"), "submit", str(cfg), "--backend", "slurm", "--wait", "--json",
-         "--runs-dir", str(tmp_path / "runs")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            str(venv / "bin" / "hpc_tf"),
+            "submit",
+            str(cfg),
+            "--backend",
+            "slurm",
+            "--wait",
+            "--json",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = Path(json.loads(next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("{")))["run_dir"])

@@ -16,8 +16,9 @@ SEEDS = ["seed-single-node", "seed-horovod", "seed-parameter-server"]
 @pytest.mark.tf
 @pytest.mark.parametrize("name", SEEDS)
 def test_the_seed_examples_run_as_written(slurm: dict, tmp_path: Path, name: str) -> None:
-    proc = hpc("submit", str(REPO / "configs" / f"{name}.yaml"), "--wait", "--json", "--runs-dir", str(tmp_path),
-               timeout=600)
+    proc = hpc(
+        "submit", str(REPO / "configs" / f"{name}.yaml"), "--wait", "--json", "--runs-dir", str(tmp_path), timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = Path(json.loads(proc.stdout.splitlines()[-1])["run_dir"])
     status = read_status(run_dir)
@@ -27,7 +28,8 @@ def test_the_seed_examples_run_as_written(slurm: dict, tmp_path: Path, name: str
         tasks = [json.loads((run_dir / "tasks" / f"rank-{r}.json").read_text()) for r in range(4)]
         placed = [(t["role"], t["index"], t["host"]) for t in tasks]
         nodes = status["nodes"]
-        explained = json.loads(hpc("explain", str(REPO / "configs" / f"{name}.yaml"), "--nodelist", ",".join(nodes),
-                                   "--json").stdout)
+        explained = json.loads(
+            hpc("explain", str(REPO / "configs" / f"{name}.yaml"), "--nodelist", ",".join(nodes), "--json").stdout
+        )
         assert placed == [(row["role"], row["index"], row["node"]) for row in explained]
         assert [p[0] for p in placed] == ["chief", "ps", "worker", "worker"] and len(set(nodes)) == 2

@@ -43,7 +43,42 @@ def test_defaults_follow_the_seed(project: Path) -> None:
         ({"entry_scrpit": "x.py"}, "entry_scrpit", "did you mean 'entry_script'"),
         ({"node_count": 0}, "node_count", "expected an integer >= 1"),
         ({"node_count": "two"}, "node_count", "expected an integer"),
-        ({"process_count_per_node": 1000}, "process_count_per_node", "expected an integer <= 256"),
+        (
+            {"process_count_per_node": 65534},
+            "process_count_per_node",
+            "expected an integer <= 65533 (Slurm's MaxTasksPerNode may not exceed 65533)",
+        ),
+        (
+            {"node_count": 65537, "distributed_backend": "mpi"},
+            "node_count",
+            "expected an integer <= 65536 (Slurm reads at most 65536 hosts in one hostlist range",
+        ),
+        (
+            {"distributed_backend": "ps", "node_count": 2, "roles": {"worker": {"node_count": 70000}}},
+            "roles.worker.node_count",
+            "expected an integer <= 65536",
+        ),
+        (
+            {"distributed_backend": "ps", "worker_count": 40001},
+            "worker_count",
+            "expected an integer <= 40000 (each task of a TF cluster listens on its own port",
+        ),
+        (
+            {"distributed_backend": "ps", "node_count": 100, "worker_count": 39999},
+            "worker_count + parameter_server_count",
+            "'ps' runs 40001 tasks, at most 40000: each task of a TF cluster listens on its own port of the job's "
+            "block in 20000-59999",
+        ),
+        (
+            {"distributed_backend": "multiworker", "node_count": 9408, "process_count_per_node": 8},
+            "node_count × process_count_per_node",
+            "'multiworker' runs 75264 tasks, at most 40000",
+        ),
+        (
+            {"environment_variables": {"BIG": "x" * 131072}},
+            "environment_variables.BIG",
+            "131077 bytes as BIG=value: Linux starts no program with an environment string over 131072 bytes",
+        ),
         ({"distributed_backend": "horovod"}, "distributed_backend", "valid values: null, 'mpi', 'ps', 'multiworker'"),
         (
             {"distributed_backend": "ps", "node_count": 2, "worker_count": 2, "process_count_per_node": 1},

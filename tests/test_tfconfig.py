@@ -23,6 +23,7 @@ from hpc_tf.core.tfcluster import (
 )
 from hpc_tf.job.context import TaskContext, TaskSetupError
 from hpc_tf.job.runtime import job_slots, my_slot, task_environment
+from hpc_tf.rundir import RunDir
 from hpc_tf.runs.explain import explain_rows
 
 from .conftest import make_project
@@ -183,13 +184,13 @@ def test_task_context_names_a_missing_slurm_variable(missing: str) -> None:
         TaskContext.from_env(env, "n10")
 
 
-def test_each_task_computes_its_own_tf_config_and_checks_its_host() -> None:
+def test_each_task_computes_its_own_tf_config_and_checks_its_host(tmp_path: Path) -> None:
     job = PS_JOB
     ctx = TaskContext.from_env(SRUN_ENV, "n10")
     slots = job_slots(job, ctx)
     slot = my_slot(ctx, slots)
     assert (slot.role, slot.index, slot.node) == ("worker", 1, "n10")
-    env = task_environment(job, slots, slot, SRUN_ENV)
+    env = task_environment(job, slots, slot, SRUN_ENV, RunDir(tmp_path))
     assert json.loads(env["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     with pytest.raises(TaskSetupError, match="rank 3 runs on 'n9' but Slurm's block layout puts it on 'n10'"):
@@ -219,7 +220,7 @@ def test_explain_rows_are_what_the_tasks_compute(tmp_path: Path) -> None:
         job = PS_JOB
         slots = job_slots(job, ctx)
         slot = my_slot(ctx, slots)
-        computed = task_environment(job, slots, slot, env)
+        computed = task_environment(job, slots, slot, env, RunDir(tmp_path))
         assert (slot.role, slot.index, slot.port, computed["CUDA_VISIBLE_DEVICES"]) == (
             row["role"],
             row["index"],

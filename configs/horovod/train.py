@@ -12,8 +12,8 @@ import os
 from sklearn.datasets import load_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import horovod.tensorflow.keras as hvd  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import horovod.tensorflow.keras as hvd
+import tensorflow as tf
 
 
 def main() -> None:
@@ -26,13 +26,24 @@ def main() -> None:
     hvd.init()
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
-    x, y = x[hvd.rank()::hvd.size()], y[hvd.rank()::hvd.size()]
-    model = tf.keras.Sequential([tf.keras.Input(shape=(64,)), tf.keras.layers.Dense(64, activation="relu"),
-                                 tf.keras.layers.Dense(10, activation="softmax")])
+    x, y = x[hvd.rank() :: hvd.size()], y[hvd.rank() :: hvd.size()]
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(64,)),
+            tf.keras.layers.Dense(64, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.Adam(args.learning_rate * hvd.size()))
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2 if hvd.rank() == 0 else 0,
-                        callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
+    history = model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=2 if hvd.rank() == 0 else 0,
+        callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)],
+    )
     if hvd.rank() == 0:
         os.makedirs("outputs", exist_ok=True)
         with open("outputs/metrics.json", "w") as f:

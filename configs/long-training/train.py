@@ -14,10 +14,10 @@ import time
 from sklearn.datasets import load_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-import hpc_tf.checkpoint  # noqa: E402
-from hpc_tf.keras import Checkpointing, MetricsLogger  # noqa: E402
+import hpc_tf.checkpoint
+from hpc_tf.keras import Checkpointing, MetricsLogger
 
 
 class BatchDelay(tf.keras.callbacks.Callback):
@@ -41,21 +41,35 @@ def main() -> None:
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
     tf.random.set_seed(0)
-    model = tf.keras.Sequential([
-        tf.keras.Input(shape=(64,)),
-        tf.keras.layers.Dense(64, activation="relu"),
-        tf.keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(64,)),
+            tf.keras.layers.Dense(64, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     print(f"attempt {hpc_tf.checkpoint.restart_count()}", flush=True)
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2,
-                        callbacks=[Checkpointing(), MetricsLogger(), BatchDelay(args.batch_delay)])
+    history = model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[Checkpointing(), MetricsLogger(), BatchDelay(args.batch_delay)],
+    )
     os.makedirs("outputs", exist_ok=True)
     model.save_weights("outputs/final.weights.h5")
     with open("outputs/metrics.json", "w") as f:
-        json.dump({"epochs": args.epochs, "last_epoch": history.epoch[-1] if history.epoch else None,
-                   "accuracy": float(history.history["accuracy"][-1]) if history.epoch else None,
-                   "attempts": hpc_tf.checkpoint.restart_count() + 1}, f)
+        json.dump(
+            {
+                "epochs": args.epochs,
+                "last_epoch": history.epoch[-1] if history.epoch else None,
+                "accuracy": float(history.history["accuracy"][-1]) if history.epoch else None,
+                "attempts": hpc_tf.checkpoint.restart_count() + 1,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":

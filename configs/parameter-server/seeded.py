@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import os
 from sklearn.datasets import load_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 def main() -> None:
@@ -25,10 +25,19 @@ def main() -> None:
         return ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id).batch(50)
 
     with strategy.scope():
-        model = tf.keras.Sequential([tf.keras.Input(shape=(64,)), tf.keras.layers.Dense(64, activation="relu"),
-                                     tf.keras.layers.Dense(10, activation="softmax")])
-        model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], steps_per_execution=5)
+        model = tf.keras.Sequential(
+            [
+                tf.keras.Input(shape=(64,)),
+                tf.keras.layers.Dense(64, activation="relu"),
+                tf.keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(0.01),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=5,
+        )
     history = model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=3, steps_per_epoch=20, verbose=2)
     os.makedirs("outputs", exist_ok=True)
     with open("outputs/metrics.json", "w") as f:

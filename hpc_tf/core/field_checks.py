@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
+from .envsize import MAX_ARG_STRLEN, env_string_bytes
 from .spec import (
     CONDA_SPEC_RE,
     ENV_NAME_RE,
@@ -70,6 +71,13 @@ def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
             return (
                 name,
                 "invalid environment variable name: expected letters, digits and '_', not starting with a digit",
+            )
+        item = value[name]
+        text = ("1" if item else "0") if isinstance(item, bool) else str(item)
+        if isinstance(item, (str, int, float)) and env_string_bytes(name, text) > MAX_ARG_STRLEN:
+            return name, (
+                f"{env_string_bytes(name, text)} bytes as {name}=value: Linux starts no program with an environment "
+                f"string over {MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN); pass a file's path instead"
             )
     return _check_entries("a string, number or boolean", (str, int, float, bool), False, False)(value)
 

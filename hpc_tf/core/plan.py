@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import msgspec
 
 from .components import STEP_SEPARATOR, Component, components
+from .envsize import MAX_ARG_STRLEN
 from .records import HetSteps, InJobEnvironment, JobRecord
 from .requeue import checkpointing
 from .slurm_options import Directive, requeue_options, slurm_options
@@ -225,16 +226,22 @@ def default_environment(spec: EstimatorSpec) -> dict[str, str]:
     `model.fit` under ParameterServerStrategy and MultiWorkerMirroredStrategy fail, while tf-keras
     runs all of them. Set TF_USE_LEGACY_KERAS to "0" in environment_variables to use Keras 3.
     HPC_TF_KERAS_ALIAS=1: a plain `import keras` gives tf-keras too (Horovod's Keras callbacks import
-    it that way); "0" turns that off (see hpc_tf/job/keras_alias/sitecustomize.py).
+    it that way); "0" turns that off (see hpc_tf/job/child_site/sitecustomize.py).
     """
     return {"TF_USE_LEGACY_KERAS": "1", "HPC_TF_KERAS_ALIAS": "1"} if spec.distributed_backend else {}
 
 
 def job_record(
-    spec: EstimatorSpec, run_id: str, backend: str, python: str, environment: InJobEnvironment | None = None
+    spec: EstimatorSpec,
+    run_id: str,
+    backend: str,
+    python: str,
+    environment: InJobEnvironment | None = None,
+    tf_config_env_max: int = MAX_ARG_STRLEN,
 ) -> JobRecord:
     """job.json. `python` is the entry script's interpreter (the environment's, or the base one);
-    `environment` says how to build the environment inside the job (environment_build: job)."""
+    `environment` says how to build the environment inside the job (environment_build: job);
+    `tf_config_env_max` is the setting HPC_TF_TF_CONFIG_ENV_MAX, read once at submit time."""
     return JobRecord(
         run_id=run_id,
         experiment=spec.experiment,
@@ -253,6 +260,7 @@ def job_record(
         use_gpu=spec.use_gpu,
         max_run_duration_seconds=spec.max_run_duration_seconds,
         checkpointing=checkpointing(spec),
+        tf_config_env_max=tf_config_env_max,
     )
 
 

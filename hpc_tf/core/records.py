@@ -11,7 +11,9 @@ Schema history:
                3 adds `sweep`, `trial_index` and `early_stop` (a trial of a sweep); 4 adds `attempts`
                and `restarts_by_cause`.
   job.json     2 adds `trial` (a sweep's trial: its sweep, index and hyperparameters); 3 adds `checkpointing`;
-               4 adds `components` and `het_steps` (a heterogeneous job's components, how its steps are launched).
+               4 adds `components` and `het_steps` (a heterogeneous job's components, how its steps are launched);
+               5 adds `tf_config_env_max` (the longest TF_CONFIG passed in the environment, core.envsize).
+  tasks/rank-N.json  2 adds `tf_config` (how TF_CONFIG reached the entry script: "env", "file" or "").
   sweep.json   1: the first (SweepRecord, written by hpc_tf.sweeps.sweepdir).
 """
 
@@ -21,10 +23,12 @@ from typing import Any, Literal
 
 import msgspec
 
-JOB_SCHEMA = 4
+from .envsize import MAX_ARG_STRLEN
+
+JOB_SCHEMA = 5
 STATUS_SCHEMA = 4
 SWEEP_SCHEMA = 1
-TASK_SCHEMA = 1
+TASK_SCHEMA = 2
 
 TERMINAL_STATES = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
@@ -124,6 +128,8 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     components: list[ComponentRecord] = []  # a heterogeneous job's, in rank order; empty: one allocation
     # "one": one srun step spanning the components; "per_component": one step each (a site with disable_hetjob_steps)
     het_steps: HetSteps = "one"
+    # a TF_CONFIG longer than this (bytes of TF_CONFIG=... with its NUL) goes through a file (HPC_TF_TF_CONFIG_ENV_MAX)
+    tf_config_env_max: int = MAX_ARG_STRLEN
 
 
 class FirstFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -217,6 +223,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     end_time: str | None = None
     exit_code: int | None = None
     stopped_after_chief: bool = False
+    tf_config: Literal["", "env", "file"] = ""  # how TF_CONFIG reached the entry script (core.envsize); "": none
 
 
 class ArrayChunk(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from msgspec import Meta
 
+from .tfcluster import MAX_TF_TASKS
+
 Scalar = Union[str, int, float, bool]
 ParamValue = Union[Scalar, None, list[Scalar]]
 
@@ -63,6 +65,13 @@ HETJOB_JOB_OPTIONS = frozenset(
         *("wait-all-nodes", "wckey"),
     }
 )
+# Scale (README "Scale"): task and node counts go as far as Slurm itself takes them.
+# Slurm (22.05, src/common/hostlist.c MAX_RANGE) reads at most 64 Ki hosts in one hostlist range, and it writes an
+# allocation's consecutively numbered nodes as one range: `scontrol show hostlist` makes n[1-70000] of 70,000 nodes,
+# which `scontrol show hostnames` and srun then refuse ("Too many hosts in range"), so a larger job could not run.
+MAX_NODES = 64 * 1024
+# slurm.conf MaxTasksPerNode "may not exceed 65533": a step's tasks per node are 16-bit (NO_VAL16, INFINITE16 above).
+MAX_TASKS_PER_NODE = 65_533
 MAX_SECONDS = 366 * 86400  # a year: longer is a typo (Slurm itself stops at UNLIMITED)
 MODULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$", re.ASCII)  # never an option: no leading '-'
 CONDA_SPEC_RE = re.compile(r"^[A-Za-z0-9_.:/-]+(\[[^\]]*\])?\s*([<>=!~ ,.*0-9A-Za-z_+-]*)$")
@@ -96,8 +105,10 @@ class RoleOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     gpus_per_node: Annotated[int, Meta(ge=0, le=64)] | None = None
     constraint: str | None = None
     additional_parameters: dict[str, Any] = {}
-    node_count: Annotated[int, Meta(ge=1, le=4096)] | None = None  # None: one node per process_count_per_node tasks
-    process_count_per_node: Annotated[int, Meta(ge=1, le=256)] | None = None  # None: 1
+    node_count: Annotated[int, Meta(ge=1, le=MAX_NODES)] | None = (
+        None  # None: one node per process_count_per_node tasks
+    )
+    process_count_per_node: Annotated[int, Meta(ge=1, le=MAX_TASKS_PER_NODE)] | None = None  # None: 1
 
 
 class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,11 +134,12 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     # metrics scraped from rank 0's stdout: name → regular expression with one group (the value)
     metric_patterns: dict[str, str] = {}
     use_gpu: bool = False
-    node_count: Annotated[int, Meta(ge=1, le=4096)] = 1
-    process_count_per_node: Annotated[int, Meta(ge=1, le=256)] | None = None  # None: 1, or spread for 'ps'
+    node_count: Annotated[int, Meta(ge=1, le=MAX_NODES)] = 1
+    process_count_per_node: Annotated[int, Meta(ge=1, le=MAX_TASKS_PER_NODE)] | None = None  # None: 1, or spread 'ps'
     distributed_backend: Literal["mpi", "ps", "multiworker"] | None = None
-    worker_count: Annotated[int, Meta(ge=1, le=4096)] = 1
-    parameter_server_count: Annotated[int, Meta(ge=0, le=1024)] = 1
+    # a TF cluster's tasks ('ps', 'multiworker') each listen on a port of the job's block: at most MAX_TF_TASKS
+    worker_count: Annotated[int, Meta(ge=1, le=MAX_TF_TASKS)] = 1
+    parameter_server_count: Annotated[int, Meta(ge=0, le=MAX_TF_TASKS)] = 1
     environment_variables: dict[str, Any] = {}
     max_run_duration_seconds: Annotated[int, Meta(ge=1, le=MAX_SECONDS)] | None = None
     # hpc_tf's own keys for distributed training (the estimator has no equivalent)

@@ -22,6 +22,7 @@ import msgspec
 
 PORT_LOW, PORT_HIGH = 20000, 60000
 PORT_BLOCK = 64
+MAX_TF_TASKS = PORT_HIGH - PORT_LOW  # one port each, from the job's block (a site's reserved ports aside)
 
 
 class Slot(msgspec.Struct, frozen=True):
@@ -53,7 +54,12 @@ def node_of_ranks(nodes: Sequence[str], tasks_per_node: Sequence[int]) -> list[t
 
 def job_port_base(job_id: int, ntasks: int) -> int:
     """A per-job block of ports: consecutive job ids get disjoint blocks."""
-    block = PORT_BLOCK * max(1, math.ceil(ntasks / PORT_BLOCK))
+    if ntasks > MAX_TF_TASKS:
+        raise ValueError(
+            f"{ntasks} tasks need {ntasks} ports, more than the {MAX_TF_TASKS} of {PORT_LOW}-{PORT_HIGH - 1}: "
+            "ask the site to reserve ports for steps (MpiParams=ports=..., SLURM_STEP_RESV_PORTS)"
+        )
+    block = PORT_BLOCK * max(1, math.ceil(ntasks / PORT_BLOCK))  # 40,000 is a whole number of blocks
     blocks = (PORT_HIGH - PORT_LOW) // block
     return PORT_LOW + (job_id % blocks) * block
 

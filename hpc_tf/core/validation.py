@@ -12,7 +12,8 @@ import msgspec
 
 from ..errors import Problem
 from .field_checks import CHECKS
-from .spec import DISTRIBUTED_BACKENDS, EstimatorSpec, RoleOptions, SlurmOptions
+from .spec import DISTRIBUTED_BACKENDS, MAX_NODES, MAX_TASKS_PER_NODE, EstimatorSpec, RoleOptions, SlurmOptions
+from .tfcluster import MAX_TF_TASKS, PORT_HIGH, PORT_LOW
 
 S = TypeVar("S", EstimatorSpec, SlurmOptions, RoleOptions)
 _TYPE_WORDS = {
@@ -27,6 +28,14 @@ _TYPE_WORDS = {
 
 
 REQUEUE_BACKENDS = (None, "mpi", "ps")  # where every process saving at the same step is built
+PORTS_TEXT = f"each task of a TF cluster listens on its own port of the job's block in {PORT_LOW}-{PORT_HIGH - 1}"
+# why a count stops where it does (README "Scale"), said after msgspec's "expected an integer <= N"
+BOUNDS = {
+    "node_count": f"Slurm reads at most {MAX_NODES} hosts in one hostlist range, and lists consecutive nodes as one",
+    "process_count_per_node": f"Slurm's MaxTasksPerNode may not exceed {MAX_TASKS_PER_NODE}",
+    "worker_count": PORTS_TEXT,
+    "parameter_server_count": PORTS_TEXT,
+}
 
 
 def convert(
@@ -81,6 +90,8 @@ def _message(key: str, text: str) -> str:
         )
     if key == "checkpoint_every":
         return "valid values: 'epoch' (the default), or a number of batches from 1"
+    if key in BOUNDS and "<=" in text:
+        return _message("", text) + f" ({BOUNDS[key]})"
     text = re.sub(r" - at `\$[^`]*`$", "", text)
     text = re.sub(r", got `[^`]*`$", "", text)  # the value itself is shown after the message
     text = re.sub(r"`([a-z]+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), text)
@@ -214,6 +225,11 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
                     source=source,
                 )
             )
+    if backend in ("ps", "multiworker") and spec.ntasks > MAX_TF_TASKS:
+        key = "worker_count + parameter_server_count" if backend == "ps" else "node_count × process_count_per_node"
+        problems.append(
+            Problem(key, f"{backend!r} runs {spec.ntasks} tasks, at most {MAX_TF_TASKS}: {PORTS_TEXT}", source=source)
+        )
     if backend == "mpi" and spec.launcher == "mpirun" and spec.mpi_plugin != "pmix" and "mpi_plugin" in given:
         problems.append(
             Problem(

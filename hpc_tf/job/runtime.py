@@ -2,9 +2,10 @@
 
 Given to the entry script, besides environment_variables: HPC_TF_RUN_DIR, HPC_TF_RUN_ID,
 HPC_TF_OUTPUTS_DIR, HPC_TF_RANK, HPC_TF_TENSORBOARD_DIR, and TF_CONFIG / CUDA_VISIBLE_DEVICES where
-they apply. Every task, MPI ranks included, runs the entry script as a child (an MPI rank's child
-inherits the launcher's PMIx/Open MPI environment and is the MPI process), so each task's exit code is
-recorded. What a task's end means for the job is decided in `core.lifecycle`.
+they apply (a TF_CONFIG too long for the environment goes through a file, core.envsize). Every task,
+MPI ranks included, runs the entry script as a child (an MPI rank's child inherits the launcher's
+PMIx/Open MPI environment and is the MPI process), so each task's exit code is recorded. What a
+task's end means for the job is decided in `core.lifecycle`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Mapping
 import msgspec
 
 from ..core import transitions
+from ..core.envsize import TF_CONFIG_FILE, oversized, tf_config_in_env, too_long_text
 from ..core.lifecycle import REQUEUE_EXIT_CODE, task_end
 from ..core.plan import managed_server, required_packages
 from ..core.records import FirstFailure, JobRecord, TaskRecord
@@ -34,14 +36,22 @@ from .supervise import supervise
 from .watch import stop_condition
 
 TFSERVER = Path(__file__).with_name("tfserver.py")
-KERAS_ALIAS = Path(__file__).with_name("keras_alias")
+CHILD_SITE = Path(__file__).with_name("child_site")  # its sitecustomize: TF_CONFIG from the file, the keras alias
 
 
-def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping[str, str]) -> dict[str, str]:
-    """What this task adds to the entry script's environment: TF_CONFIG and GPU binding."""
+def task_environment(
+    job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping[str, str], run: RunDir
+) -> dict[str, str]:
+    """What this task adds to the entry script's environment: TF_CONFIG (or its file's path) and GPU binding."""
     out: dict[str, str] = {}
     if slots:
-        out["TF_CONFIG"] = json.dumps(tf_config(slots, slot.rank))
+        text = json.dumps(tf_config(slots, slot.rank))
+        if tf_config_in_env(text, job.tf_config_env_max):
+            out["TF_CONFIG"] = text
+        else:
+            run.tasks_dir.mkdir(exist_ok=True)
+            write_atomic(run.tf_config_file(slot.rank), text, durable=False)  # the script's input, not a record
+            out[TF_CONFIG_FILE] = str(run.tf_config_file(slot.rank))
     try:
         gpus = bind_gpus(env.get("CUDA_VISIBLE_DEVICES"), slot, job.use_gpu)
     except ValueError as exc:
@@ -54,8 +64,7 @@ def task_environment(job: JobRecord, slots: list[Slot], slot: Slot, env: Mapping
 def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank: int) -> dict[str, str]:
     """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
     out = {**env, **job.default_env, **job.env}
-    if out.get("HPC_TF_KERAS_ALIAS") == "1" and out.get("TF_USE_LEGACY_KERAS") == "1":
-        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(KERAS_ALIAS), out.get("PYTHONPATH", "")) if p)
+    out.pop(TF_CONFIG_FILE, None)  # only this task's own (task_environment), never one inherited
     out.update(
         HPC_TF_RUN_DIR=str(run.path),
         HPC_TF_RUN_ID=run.run_id,
@@ -65,6 +74,28 @@ def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank:
         PYTHONUNBUFFERED="1",
     )
     return out
+
+
+def with_child_site(env: dict[str, str]) -> dict[str, str]:
+    """The task's environment with hpc_tf's sitecustomize first on PYTHONPATH where the script needs it: TF_CONFIG
+    comes through its file, or `import keras` is to give tf-keras. A TF_CONFIG from the file replaces any other."""
+    if TF_CONFIG_FILE in env:
+        env.pop("TF_CONFIG", None)
+    alias = env.get("HPC_TF_KERAS_ALIAS") == "1" and env.get("TF_USE_LEGACY_KERAS") == "1"
+    if alias or TF_CONFIG_FILE in env:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHILD_SITE), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def check_env_sizes(env: Mapping[str, str], job: JobRecord) -> None:
+    """Every variable fits one environment string: else no program could be started with them (core.envsize)."""
+    for name, size in oversized(env):
+        origin = (
+            f"environment_variables.{name}"
+            if name in job.env
+            else ("hpc_tf's own defaults" if name in job.default_env else "the job's environment (submit side, Slurm)")
+        )
+        raise TaskSetupError(too_long_text(name, size, origin))
 
 
 def task_argv(job: JobRecord, slot: Slot) -> list[str]:
@@ -101,9 +132,11 @@ def run_task(run_dir: str | Path) -> int:
         slots = job_slots(job, ctx)
         slot = my_slot(ctx, slots, job.components)
         env = child_environment(os.environ, job, run, ctx.rank)
-        env.update(task_environment(job, slots, slot, env))
+        env.update(task_environment(job, slots, slot, env, run))
         env.update(trial_environment(job))
         env.update(checkpoint_environment(run, job, ctx.restart_count))
+        env = with_child_site(env)
+        check_env_sizes(env, job)
         check_packages(job, env)
     except TaskSetupError as exc:
         return _setup_failed(run, ctx, hostname, str(exc), job)
@@ -117,6 +150,7 @@ def run_task(run_dir: str | Path) -> int:
         cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
         start_time=utc_now(),
         pid=os.getpid(),
+        tf_config="file" if TF_CONFIG_FILE in env else ("env" if slots else ""),
     )
 
     def started(pid: int) -> None:
@@ -142,6 +176,8 @@ def run_task(run_dir: str | Path) -> int:
         requeuer.on_signal if requeuer else None,
         ignore_in_child(job),
     )
+    if TF_CONFIG_FILE in env:  # every task is in each task's file (~19 bytes): 1.2 GB for 8,000 tasks; not kept
+        Path(env[TF_CONFIG_FILE]).unlink(missing_ok=True)
     run.write_task(
         msgspec.structs.replace(record, end_time=utc_now(), exit_code=code, stopped_after_chief=stopped, child_pid=None)
     )

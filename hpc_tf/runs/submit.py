@@ -90,7 +90,7 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     except OSError as exc:
         raise SubmissionError(f"cannot create a run directory under {runs_dir}: {exc.strerror or exc}") from None
     try:
-        _write_run(run, sub, snap, _job_record(sub, run.run_id, python, in_job), env_record)
+        _write_run(run, sub, snap, _job_record(sub, run.run_id, python, in_job, settings), env_record)
         job_id = get_backend(sub.backend, settings).submit(run, sub.script)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, HpcTfError) else f"{type(exc).__name__}: {exc}"
@@ -104,8 +104,10 @@ def submit(sub: Submission, settings: Settings) -> RunDir:
     return run
 
 
-def _job_record(sub: Submission, run_id: str, python: str, in_job: InJobEnvironment | None) -> JobRecord:
-    record = job_record(sub.spec, run_id, sub.backend, python, in_job)
+def _job_record(
+    sub: Submission, run_id: str, python: str, in_job: InJobEnvironment | None, settings: Settings
+) -> JobRecord:
+    record = job_record(sub.spec, run_id, sub.backend, python, in_job, settings.tf_config_env_max)
     if not sub.spec.roles:
         return record
     comps = [c.record for c in components(sub.spec, sub.target.options)]

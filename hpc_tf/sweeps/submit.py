@@ -184,7 +184,7 @@ def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
     copy_snapshot(snap, sweep_dir.snapshot)
     sweep_dir.write_trials(trials)
     write_atomic(sweep_dir.config_yaml, _config_text(sub), SECRET_MODE, durable=False)
-    job = job_record(spec, sweep_dir.sweep_id, "slurm", python, in_job)
+    job = job_record(spec, sweep_dir.sweep_id, "slurm", python, in_job, settings.tf_config_env_max)
     sweep_dir.write_job(job)
     sweep_dir.write(record, durable=False)
     for k in range(len(record.chunks)):

@@ -13,12 +13,12 @@ import pytest
 
 from hpc_tf.config.loading import validate
 from hpc_tf.core.components import components
+from hpc_tf.core.lifecycle import shell_code as exit_code
 from hpc_tf.core.plan import slurm_plan
 from hpc_tf.core.records import JobRecord
 from hpc_tf.core.role_checks import site_hetjob
 from hpc_tf.core.spec import SlurmOptions
 from hpc_tf.job.context import TaskContext, TaskSetupError
-from hpc_tf.core.lifecycle import shell_code as exit_code
 from hpc_tf.job.hetsteps import run_steps, split_steps, step_environment
 from hpc_tf.job.placement import global_context, job_slots, my_slot
 from tests.unit.test_hetjob import BASE as PS_BASE

@@ -120,7 +120,9 @@ CASES: list[tuple[str, dict[str, object], TaskEnd]] = [
     ("mpi-rank-1-exits-0", dict(rank=1, backend="mpi", server=False, code=0, stopped=False, signals=[]), TaskEnd(0)),
     (
         "mpi-rank-1-saved-on-request:clean",
-        dict(rank=1, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True),
+        dict(
+            rank=1, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True
+        ),
         TaskEnd(0),
     ),
     (
@@ -130,7 +132,9 @@ CASES: list[tuple[str, dict[str, object], TaskEnd]] = [
     ),
     (
         "rank-0-saved-on-request:the-job's-code",
-        dict(rank=0, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True),
+        dict(
+            rank=0, backend="mpi", server=False, code=75, stopped=False, signals=["SIGUSR2"], checkpoint_requested=True
+        ),
         TaskEnd(75, lead=True),
     ),
 ]

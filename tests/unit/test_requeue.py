@@ -171,7 +171,12 @@ def test_requeue_the_array_task_alone(env: dict, expected: str) -> None:
 
 # Recorded from the dev cluster (Slurm 22.05): a job in `debug` preempted by a job in `high` (PreemptMode=REQUEUE,
 # preempt_send_user_signal, GraceTime=60) got USR2 with these fields; EndTime moved to PreemptTime + GraceTime.
-PREEMPTED = {"JobState": "RUNNING", "RunTime": "00:00:04", "TimeLimit": "00:10:00", "PreemptTime": "2026-11-28T19:39:31"}
+PREEMPTED = {
+    "JobState": "RUNNING",
+    "RunTime": "00:00:04",
+    "TimeLimit": "00:10:00",
+    "PreemptTime": "2026-11-28T19:39:31",
+}
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,15 @@ def requeuer(tmp_path: Path, lead: int) -> Requeuer:
         checkpointing=Checkpointing(requeue_on=("preemption",), lead_seconds=lead),
     )
     ctx = TaskContext(
-        hostname="n1", rank=0, local_rank=0, ntasks=1, local=False, nodes=["n1"], tasks_per_node=[1],
-        job_nodes=["n1"], job_id=42,
+        hostname="n1",
+        rank=0,
+        local_rank=0,
+        ntasks=1,
+        local=False,
+        nodes=["n1"],
+        tasks_per_node=[1],
+        job_nodes=["n1"],
+        job_id=42,
     )
     r = Requeuer(run, job, ctx, {"SLURM_JOB_ID": "42"}, SlurmClient(1.0))
     r.cause = "preemption"
@@ -85,7 +92,7 @@ def test_a_request_is_asked_again_until_slurm_takes_it(
     bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Refused twice (the controller restarting), then taken: the third request is the answer."""
-    import hpc_tf.job.requeue as requeue
+    from hpc_tf.job import requeue
 
     monkeypatch.setattr(requeue, "RETRY_SECONDS", 0.1)
     count = tmp_path / "count"
@@ -115,7 +122,7 @@ def test_a_request_whose_answer_was_lost_is_known_taken_by_the_restart_count(
 ) -> None:
     """The request reached slurmctld but its answer did not come back in time: `scontrol show job` shows
     Restarts=1 (past this attempt's 0), so it was taken and is not asked again."""
-    import hpc_tf.job.requeue as requeue
+    from hpc_tf.job import requeue
 
     monkeypatch.setattr(requeue, "REQUEUE_CALL_SECONDS", 0.5)
     calls = tmp_path / "calls"

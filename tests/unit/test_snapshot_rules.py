@@ -8,10 +8,35 @@ import pytest
 
 from hpc_tf.runs.snapshot import ALWAYS_IGNORED, _BuiltinIgnores
 
-PATHS = ["a.py", "x.pyc", "d/x.pyc", ".git/", "d/.git/", "d/.git/x", ".git/config", "__pycache__/", "a/__pycache__/",
-         "a/__pycache__/m.py", "outputs/", "outputs", "a/outputs/", "a/outputs", "outputs/x", ".ipynb_checkpoints/",
-         ".hpc_tf_runs/", "src/outputs.py", "pyc", "a.pyc/", "a.pyc/x", "gitx/", ".gitignore", "a/b/c/d.txt",
-         "my__pycache__/", "outputs2/", "x.pyc.bak"]
+PATHS = [
+    "a.py",
+    "x.pyc",
+    "d/x.pyc",
+    ".git/",
+    "d/.git/",
+    "d/.git/x",
+    ".git/config",
+    "__pycache__/",
+    "a/__pycache__/",
+    "a/__pycache__/m.py",
+    "outputs/",
+    "outputs",
+    "a/outputs/",
+    "a/outputs",
+    "outputs/x",
+    ".ipynb_checkpoints/",
+    ".hpc_tf_runs/",
+    "src/outputs.py",
+    "pyc",
+    "a.pyc/",
+    "a.pyc/x",
+    "gitx/",
+    ".gitignore",
+    "a/b/c/d.txt",
+    "my__pycache__/",
+    "outputs2/",
+    "x.pyc.bak",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -1,0 +1,40 @@
+"""What one environment string may hold when the entry script is started, and TF_CONFIG's way around it.
+
+Linux's execve refuses any single argument or environment string (`NAME=value` and its NUL) longer than
+MAX_ARG_STRLEN, 32 pages: 131072 bytes with 4 KiB pages ("Argument list too long", E2BIG). A 'multiworker' or
+'ps' job of about 8,000 tasks has a TF_CONFIG that long (every task's `host:port` is in it), so past a threshold
+(the setting HPC_TF_TF_CONFIG_ENV_MAX, recorded in job.json) the runtime writes it to a file instead and the
+entry script's interpreter reads it back into `os.environ` (hpc_tf/job/child_site/sitecustomize.py). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+MAX_ARG_STRLEN = 32 * 4096  # bytes, the NUL included (include/uapi/linux/binfmts.h; more with larger pages)
+TF_CONFIG_FILE = "HPC_TF_TF_CONFIG_FILE"  # the file's path, for the entry script's interpreter (child_site)
+
+
+def env_string_bytes(name: str, value: str) -> int:
+    """How many bytes `NAME=value` takes in a new program's environment, its NUL included."""
+    return len(name.encode("utf-8", "surrogateescape")) + len(value.encode("utf-8", "surrogateescape")) + 2
+
+
+def tf_config_in_env(text: str, limit: int) -> bool:
+    """Whether TF_CONFIG goes into the environment as it is (else through its file): `limit` bytes at most."""
+    return env_string_bytes("TF_CONFIG", text) <= limit
+
+
+def oversized(env: Mapping[str, str]) -> list[tuple[str, int]]:
+    """(name, bytes) of every variable that no program could be started with, in name order."""
+    sizes = ((name, env_string_bytes(name, value)) for name, value in sorted(env.items()))
+    return [(name, size) for name, size in sizes if size > MAX_ARG_STRLEN]
+
+
+def too_long_text(name: str, size: int, origin: str) -> str:
+    """Why the entry script cannot start with this variable, and where the value came from."""
+    return (
+        f"environment variable {name} is {size} bytes ({name}=value and its NUL byte): Linux starts no program "
+        f"with an environment string over {MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN, 'Argument list too long'); "
+        f"it comes from {origin}: shorten it, or pass a file's path instead"
+    )
