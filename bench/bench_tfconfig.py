@@ -5,7 +5,7 @@ TF_CONFIG, at its start (hpc_tf/job/runtime.py). This times exactly that, in-pro
 interleaved rounds, one untimed warm-up round):
 
   context   TaskContext.from_env: the step's hostlist and tasks per node expanded (SLURM_STEP_NODELIST, ...)
-  layout    core.tfcluster.layout: every task's slot (node, role, index, port)
+  layout    core.tfcluster.task_slots: every task's slot (node, role, index, port)
   config    tf_config(slots, rank) and json.dumps: this task's TF_CONFIG text
   route     the size check (core.envsize) and, past 128 KiB, the file write the runtime does (not durable)
   total     all four, as one task does them (the goal: <= 100 ms for 40,000 tasks)
@@ -50,20 +50,20 @@ def srun_env(nodes: int, per_node: int, rank: int) -> dict[str, str]:
 
 def one_task(case: tuple[str, int, int, int], rank: int, out: Path) -> dict[str, float]:
     """The four phases of one task, in ms."""
-    from hpc_tf.core.tfcluster import layout, tf_config
+    from hpc_tf.core.tfcluster import task_slots, tf_config
     from hpc_tf.job.context import TaskContext
 
     backend, nodes, per_node, ps = case
     marks = [time.perf_counter()]
     ctx = TaskContext.from_env(srun_env(nodes, per_node, rank), f"nid{rank // per_node + 1:06d}")
     marks.append(time.perf_counter())
-    slots = layout(backend, ctx.nodes, ctx.tasks_per_node, ps, ctx.job_id, ctx.resv_ports)
+    slots = task_slots(backend, ctx.nodes, ctx.tasks_per_node, ps, ctx.job_id, ctx.resv_ports)
     marks.append(time.perf_counter())
     text = json.dumps(tf_config(slots, ctx.rank))
     marks.append(time.perf_counter())
     route(text, out / f"tf-config-{rank}.json")
     marks.append(time.perf_counter())
-    phases = dict(zip(("context", "layout", "config", "route"), (b - a for a, b in pairwise(marks)), strict=True))
+    phases = dict(zip(("context", "slots", "config", "route"), (b - a for a, b in pairwise(marks)), strict=True))
     return {name: ms * 1000 for name, ms in {**phases, "total": marks[-1] - marks[0]}.items()}
 
 

@@ -164,8 +164,31 @@ HOSTILE = [
 ]
 
 
+# The longest files, longest first (seconds of one serial run in CI, `--durations`). scripts/test.sh runs the suite
+# on several workers, one file per worker at a time (`--dist loadfile`), handed out in collection order: a long
+# file handed out last would end the run alone, so these are collected first and the short ones fill in around them.
+LONGEST_FIRST = (
+    "test_requeue_jobs.py",  # 640: a 1-minute limit and ~3 minutes of Keras training, requeued until done
+    "test_sweeps.py",  # 290
+    "test_requeue_faults.py",  # 205
+    "test_distributed.py",  # 185
+    "test_hetjob_jobs.py",  # 170
+    "test_requeue_distributed.py",  # 155
+    "test_faults.py",  # 145
+    "test_runs.py",  # 130
+    "test_scheduler_outage.py",  # 80
+)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks follow what a test uses, so no file can forget one: a test on the dev cluster is `slurm`."""
+    """Marks follow what a test uses, so no file can forget one: a test on the dev cluster is `slurm`. The longest
+    files go first (a stable sort: each file's own order is kept)."""
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
+    items.sort(key=_longest_first)

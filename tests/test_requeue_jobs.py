@@ -93,6 +93,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.tf
+@pytest.mark.timeout(1500)  # ~10 minutes alone; more when the other workers' jobs share the 2 CPUs
 def test_the_example_keras_training_longer_than_its_time_limit_finishes(slurm: dict, tmp_path: Path) -> None:
     """configs/long-training.yaml as written: a 1-minute limit, ~3 minutes of training (30 epochs of ~6 s). Slurm's
     own warning 40 s (up to 60 s earlier, ~30 s later) before each limit, a save at that batch, a requeue; the run

@@ -16,9 +16,9 @@ from hpc_tf.core.tfcluster import (
     block_tasks_per_node,
     expand_port_range,
     job_port_base,
-    layout,
     ports_for,
     roles,
+    task_slots,
     tf_config,
 )
 from hpc_tf.job.context import TaskContext, TaskSetupError
@@ -43,7 +43,7 @@ def test_roles_in_rank_order(backend: str, ntasks: int, ps: int, expected: list)
 
 
 def test_layout_keeps_slurm_node_order_and_builds_the_seed_shape() -> None:
-    slots = layout("ps", ["n9", "n10"], [2, 2], 1, job_id=7)
+    slots = task_slots("ps", ["n9", "n10"], [2, 2], 1, job_id=7)
     assert [(s.node, s.local_rank, s.role, s.index) for s in slots] == [
         ("n9", 0, "chief", 0),
         ("n9", 1, "ps", 0),
@@ -83,7 +83,7 @@ def test_reserved_ports_are_indexed_by_local_rank() -> None:
 
 
 def test_evaluator_takes_the_last_rank_and_stays_out_of_the_cluster() -> None:
-    slots = layout("ps", ["n1", "n2", "n3"], [2, 2, 1], 1, job_id=3, evaluator=True)
+    slots = task_slots("ps", ["n1", "n2", "n3"], [2, 2, 1], 1, job_id=3, evaluator=True)
     assert [(s.role, s.index) for s in slots] == [
         ("chief", 0),
         ("ps", 0),

@@ -113,7 +113,7 @@ def het_nodelists(env: Mapping[str, str]) -> list[list[str]]:
     return lists
 
 
-def het_layout(
+def het_slots(
     comps: Sequence[ComponentRecord],
     nodelists: Sequence[Sequence[str]],
     job_id: int,

@@ -89,7 +89,7 @@ def ports_for(placement: Sequence[tuple[str, int]], job_id: int, resv_ports: str
     return [base + rank for rank in range(len(placement))]
 
 
-def layout(
+def task_slots(
     backend: str | None,
     nodes: Sequence[str],
     tasks_per_node: Sequence[int],

@@ -2,7 +2,7 @@
 
 Every task derives the same list of slots from what Slurm tells it. One allocation: the step's node list in
 Slurm's order, tasks in blocks (`core.tfcluster`). A heterogeneous job (job.json `components`): each component's own
-node list (`SLURM_JOB_NODELIST_HET_GROUP_<n>`), component by component (`core.components.het_layout`); with one step
+node list (`SLURM_JOB_NODELIST_HET_GROUP_<n>`), component by component (`core.components.het_slots`); with one step
 per component a task's SLURM_PROCID counts within its component, so its global rank is the component's first
 rank plus it. A task on another node than its slot's would get a wrong TF_CONFIG: it refuses to start.
 """
@@ -13,9 +13,9 @@ import socket
 
 import msgspec
 
-from ..core.components import het_layout
+from ..core.components import het_slots
 from ..core.records import ComponentRecord, JobRecord
-from ..core.tfcluster import Slot, layout
+from ..core.tfcluster import Slot, task_slots
 from .context import TaskContext, TaskSetupError
 
 
@@ -25,10 +25,10 @@ def job_slots(job: JobRecord, ctx: TaskContext) -> list[Slot]:
         return []
     if job.components:
         try:
-            return het_layout(job.components, ctx.het_nodes, ctx.job_id, ctx.resv_ports)
+            return het_slots(job.components, ctx.het_nodes, ctx.job_id, ctx.resv_ports)
         except ValueError as exc:
             raise TaskSetupError(f"the heterogeneous job's components do not match job.json: {exc}") from None
-    return layout(
+    return task_slots(
         job.distributed_backend,
         ctx.nodes,
         ctx.tasks_per_node,

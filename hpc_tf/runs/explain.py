@@ -9,11 +9,11 @@ from typing import Any
 
 from ..config.targets import Target
 from ..core.answers import NoAnswer
-from ..core.components import components, het_layout
+from ..core.components import components, het_slots
 from ..core.hostlist import expand
 from ..core.role_checks import site_hetjob
 from ..core.spec import EstimatorSpec
-from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, layout, managed_role
+from ..core.tfcluster import Slot, bind_gpus, block_tasks_per_node, managed_role, task_slots
 from ..errors import UsageError
 from ..settings import Settings
 
@@ -34,7 +34,7 @@ def explain_rows(
         )
     per_node = block_tasks_per_node(spec.ntasks, spec.node_count, spec.most_tasks_per_node)
     backend = spec.distributed_backend
-    slots = layout(
+    slots = task_slots(
         backend,
         nodes,
         per_node,
@@ -86,7 +86,7 @@ def het_rows(
     nodes = _nodes(nodelist, sum(r.node_count for r in records), "the roles' node count (all components)")
     starts = [sum(r.node_count for r in records[:i]) for i in range(len(records))]
     groups = [nodes[start : start + r.node_count] for start, r in zip(starts, records, strict=True)]
-    slots = het_layout(records, groups, job_id or 0)
+    slots = het_slots(records, groups, job_id or 0)
     rows = []
     for c in comps:
         asked, r = c.options.gpus_per_node or 0, c.record

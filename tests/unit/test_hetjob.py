@@ -10,11 +10,11 @@ import pytest
 
 from hpc_tf.config.loading import validate, validate_config
 from hpc_tf.config.targets import resolve_target
-from hpc_tf.core.components import components, het_layout, het_nodelists
+from hpc_tf.core.components import components, het_nodelists, het_slots
 from hpc_tf.core.plan import component_directives, slurm_plan
 from hpc_tf.core.records import ComponentRecord
 from hpc_tf.core.spec import EstimatorSpec, SlurmOptions
-from hpc_tf.core.tfcluster import bind_gpus, layout, tf_config
+from hpc_tf.core.tfcluster import bind_gpus, task_slots, tf_config
 from hpc_tf.errors import ConfigError, Problem
 from hpc_tf.settings import Settings
 
@@ -222,7 +222,7 @@ def _het_spec() -> EstimatorSpec:
 
 def test_slots_from_recorded_env() -> None:
     spec = _het_spec()
-    slots = het_layout(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
+    slots = het_slots(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
     base = slots[0].port or 0
     assert [(s.rank, s.node, s.local_rank, s.role, s.index, (s.port or 0) - base) for s in slots] == [
         (0, "n1", 0, "chief", 0, 0),
@@ -232,7 +232,7 @@ def test_slots_from_recorded_env() -> None:
         (4, "n9", 0, "worker", 1, 4),
     ]
     # the same roles, indexes and ports as the job in one allocation on these nodes: only placement differs
-    flat = layout("ps", ["n1", "n2", "n3", "n10", "n9"], [1] * 5, 2, 4711)
+    flat = task_slots("ps", ["n1", "n2", "n3", "n10", "n9"], [1] * 5, 2, 4711)
     assert slots == flat
     # parameter servers see no GPU, even where one is visible; a worker keeps the one Slurm gave it
     assert [bind_gpus("0", s, True) for s in slots] == ["0", "", "", "0", "0"]
@@ -240,7 +240,7 @@ def test_slots_from_recorded_env() -> None:
 
 def test_tf_config_of_each_task() -> None:
     spec = _het_spec()
-    slots = het_layout(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
+    slots = het_slots(records_of(spec), het_nodelists(RECORDED_ENV), 4711)
     port = slots[0].port or 0
     cluster = {
         "chief": [f"n1:{port}"],
@@ -258,7 +258,7 @@ def test_tf_config_of_each_task() -> None:
 
 def test_several_tasks_per_node_and_an_evaluator() -> None:
     spec = spec_of(worker_count=4, evaluator=True, roles={"worker": {"process_count_per_node": 2}})
-    slots = het_layout(records_of(spec), [["c1"], ["c2"], ["g2", "g1"], ["e1"]], 7)
+    slots = het_slots(records_of(spec), [["c1"], ["c2"], ["g2", "g1"], ["e1"]], 7)
     assert [(s.node, s.local_rank, s.role, s.index) for s in slots] == [
         ("c1", 0, "chief", 0),
         ("c2", 0, "ps", 0),
@@ -281,7 +281,7 @@ def test_several_tasks_per_node_and_an_evaluator() -> None:
 def test_a_layout_that_does_not_fit_the_plan_is_refused(nodelists: list[list[str]], words: str) -> None:
     spec = spec_of(roles={"worker": {}})
     with pytest.raises(ValueError, match=words):
-        het_layout(records_of(spec), nodelists, 1)
+        het_slots(records_of(spec), nodelists, 1)
 
 
 # ---------------------------------------------------------------------------------------------- validation

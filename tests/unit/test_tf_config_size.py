@@ -16,7 +16,7 @@ import pytest
 
 from hpc_tf.core.envsize import MAX_ARG_STRLEN, TF_CONFIG_FILE, env_string_bytes, oversized, tf_config_in_env
 from hpc_tf.core.records import JobRecord, TaskRecord
-from hpc_tf.core.tfcluster import Slot, layout, tf_config
+from hpc_tf.core.tfcluster import Slot, task_slots, tf_config
 from hpc_tf.job import runtime
 from hpc_tf.job.context import TaskSetupError
 from hpc_tf.rundir import RunDir
@@ -37,7 +37,7 @@ print(json.dumps({"task": config["task"], "workers": len(config["cluster"]["work
 def slots_for(ntasks: int, per_node: int = 4) -> list[Slot]:
     """A 'multiworker' job as Slurm would place it: Cray-style node names, `per_node` tasks on each."""
     nodes = [f"nid{i:06d}" for i in range(1, ntasks // per_node + 1)]
-    return layout("multiworker", nodes, [per_node] * len(nodes), 0, job_id=123456)
+    return task_slots("multiworker", nodes, [per_node] * len(nodes), 0, job_id=123456)
 
 
 def environment(run: RunDir, job: JobRecord, slots: list[Slot], rank: int) -> dict[str, str]:
