@@ -13,8 +13,7 @@ import msgspec
 
 from .components import STEP_SEPARATOR, Component, components
 from .envsize import MAX_ARG_STRLEN
-from .records import HetSteps, InJobEnvironment, JobRecord
-from .requeue import checkpointing
+from .records import Checkpointing, HetSteps, InJobEnvironment, JobRecord
 from .slurm_options import Directive, requeue_options, slurm_options
 from .spec import EstimatorSpec, ParamValue, SlurmOptions
 from .tfcluster import Slot, managed_role
@@ -229,6 +228,18 @@ def default_environment(spec: EstimatorSpec) -> dict[str, str]:
     it that way); "0" turns that off (see hpc_tf/job/child_site/sitecustomize.py).
     """
     return {"TF_USE_LEGACY_KERAS": "1", "HPC_TF_KERAS_ALIAS": "1"} if spec.distributed_backend else {}
+
+
+def checkpointing(spec: EstimatorSpec) -> Checkpointing:
+    """job.json's part about the time limit: what the in-job runtime needs to checkpoint and requeue."""
+    return Checkpointing(
+        checkpoint_dir=spec.checkpoint_dir,
+        requeue_on=tuple(spec.requeue_on),
+        max_restarts=spec.max_restarts,
+        signal=spec.checkpoint_signal,
+        lead_seconds=spec.checkpoint_lead_seconds,
+        every=spec.checkpoint_every,
+    )
 
 
 def job_record(

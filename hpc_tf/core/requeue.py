@@ -1,5 +1,6 @@
-"""Runs that outlive their time limit (issue 11): the Slurm options that ask for a warning signal and a requeue,
-what a warning signal means, and whether another attempt is allowed. Pure: times and counts are passed in.
+"""Runs that outlive their time limit (issue 11), as the in-job side sees them: what a warning signal means, and
+whether another attempt is allowed. Pure: times and counts are passed in. (The Slurm options that ask for the
+warning and the requeue are core.slurm_options', every job's; job.json's part is core.plan.checkpointing.)
 
 Causes are hpc_tf's words: `timeout` (the warning came within the lead time of the limit), `preemption` (a
 warning or a SIGTERM long before it: a higher-priority job, or an operator), `node_failure` (Slurm restarted
@@ -14,9 +15,6 @@ from typing import Mapping, Sequence
 
 import msgspec
 
-from .records import Checkpointing
-from .spec import EstimatorSpec
-
 CAUSES = ("preemption", "timeout", "node_failure")
 SIGNALS = ("USR2", "USR1", "URG", "XCPU", "PWR")  # USR2 by default: NCCL catches USR1 (nccl #704, submitit #1697)
 NO_PROGRESS_ATTEMPTS = 2
@@ -25,39 +23,11 @@ NO_PROGRESS_ATTEMPTS = 2
 TIMEOUT_SLACK_SECONDS = 90
 
 
-def checkpointing(spec: EstimatorSpec) -> Checkpointing:
-    """job.json's part about the time limit: what the in-job runtime needs to checkpoint and requeue."""
-    return Checkpointing(
-        checkpoint_dir=spec.checkpoint_dir,
-        requeue_on=tuple(spec.requeue_on),
-        max_restarts=spec.max_restarts,
-        signal=spec.checkpoint_signal,
-        lead_seconds=spec.checkpoint_lead_seconds,
-        every=spec.checkpoint_every,
-    )
-
-
 class RequeueDecision(msgspec.Struct, frozen=True):
     """Whether a run may take another attempt, and why (recorded either way)."""
 
     allowed: bool
     reason: str
-
-
-def requeue_directives(
-    requeue_on: Sequence[str], signal: str, lead_seconds: int, batch_shell: bool = False
-) -> list[tuple[str, str | None]]:
-    """#SBATCH options of a run that may be requeued: `--requeue`, and a warning signal when the time limit or a
-    preemption with notice is among the causes. To every step's tasks (no `B:`: the batch shell is `exec`ed into srun,
-    and the tasks' runtime handles the signal); with `batch_shell` (the batch shell is `exec`ed into Open MPI's
-    mpirun, whose rank on the first node lives in the batch step, which step signals never reach) to the batch shell
-    alone (`B:`): mpirun passes SIGUSR1/SIGUSR2 on to every rank."""
-    if not requeue_on:
-        return [("no-requeue", None)]
-    out: list[tuple[str, str | None]] = [("requeue", None)]
-    if "timeout" in requeue_on or "preemption" in requeue_on:
-        out.append(("signal", f"{'B:' if batch_shell else ''}{signal}@{lead_seconds}"))
-    return out
 
 
 def cause_of_warning(seconds_left: float | None, lead_seconds: int, preempted: bool = False) -> str:

@@ -11,9 +11,8 @@ executor (`core.plan.executor_parameters`) call `slurm_options`, so a new option
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
-from .requeue import requeue_directives
 from .spec import HETJOB_JOB_OPTIONS, EstimatorSpec, SlurmOptions
 
 Directive = tuple[str, str | None]
@@ -72,6 +71,22 @@ def slurm_time(seconds: int) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def requeue_directives(
+    requeue_on: Sequence[str], signal: str, lead_seconds: int, batch_shell: bool = False
+) -> list[Directive]:
+    """#SBATCH options of a run that may be requeued: `--requeue`, and a warning signal when the time limit or a
+    preemption with notice is among the causes. To every step's tasks (no `B:`: the batch shell is `exec`ed into srun,
+    and the tasks' runtime handles the signal); with `batch_shell` (the batch shell is `exec`ed into Open MPI's
+    mpirun, whose rank on the first node lives in the batch step, which step signals never reach) to the batch shell
+    alone (`B:`): mpirun passes SIGUSR1/SIGUSR2 on to every rank."""
+    if not requeue_on:
+        return [("no-requeue", None)]
+    out: list[Directive] = [("requeue", None)]
+    if "timeout" in requeue_on or "preemption" in requeue_on:
+        out.append(("signal", f"{'B:' if batch_shell else ''}{signal}@{lead_seconds}"))
+    return out
 
 
 def asks_requeue(options: SlurmOptions) -> bool:

@@ -20,7 +20,6 @@ from ..core.answers import NoAnswer
 from ..core.components import components
 from ..core.plan import default_environment, job_record, local_plan, required_packages, slurm_plan, user_environment
 from ..core.records import EnvRequest, HetSteps, InJobEnvironment, JobRecord
-from ..core.role_checks import NEEDS_SLURM, site_hetjob
 from ..core.spec import EstimatorSpec
 from ..envs.interpreters import InterpreterError, has_distributions, missing_text, own_site_packages, python_version
 from ..errors import ConfigError, HpcTfError, Problem, SubmissionError
@@ -55,6 +54,8 @@ def prepare(spec: EstimatorSpec, settings: Settings, backend: str = "auto", prob
             het_steps = cluster_het_steps(settings)
         script_plan = slurm_plan(spec, target.options, sys.executable, root, as_root, het_steps)
     elif spec.roles:
+        from ..core.role_checks import NEEDS_SLURM  # role code only for a config with roles
+
         raise ConfigError([Problem("roles", f"{NEEDS_SLURM} (backend {chosen!r}: {why})", sorted(spec.roles))])
     else:
         script_plan = local_plan(spec, sys.executable, root, as_root)
@@ -66,6 +67,7 @@ def cluster_het_steps(settings: Settings) -> HetSteps:
     """How this cluster lets a heterogeneous job's steps run ("one" step across the components or one
     "per_component"); a cluster that would never start the job is refused now, not left PENDING."""
     from ..backends.slurm import SlurmBackend
+    from ..core.role_checks import site_hetjob
 
     config = SlurmBackend(settings).site_config()
     if isinstance(config, NoAnswer):  # the submission itself will say what is wrong with the controller

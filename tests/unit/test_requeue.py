@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_tf.core.requeue import cause_of_warning, decide_requeue, requeue_directives
+from hpc_tf.core.requeue import cause_of_warning, decide_requeue
+from hpc_tf.core.slurm_options import requeue_directives
 
 
 @pytest.mark.parametrize(
@@ -255,7 +256,7 @@ def test_the_in_job_runtime_never_loads_submitit() -> None:
 
 @pytest.mark.parametrize(("every", "env"), [(None, "epoch"), ("epoch", "epoch"), (50, "50")])
 def test_checkpoint_every_reaches_the_script(tmp_path, every, env: str) -> None:  # type: ignore[no-untyped-def]
-    from hpc_tf.core.requeue import checkpointing
+    from hpc_tf.core.plan import checkpointing
     from hpc_tf.job.requeue import checkpoint_environment
 
     spec = _spec(tmp_path, **({} if every is None else {"checkpoint_every": every}))
