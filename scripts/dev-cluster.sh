@@ -5,7 +5,7 @@
 # starts munged, slurmctld and one slurmd per fake node (n1..nN, default 4), each in its own UTS
 # namespace so `hostname` in a task prints its node name. Nodes have fake GPUs: gres on character
 # devices made with mknod. Everything lives under $HPC_TF_CLUSTER_DIR; the only things written
-# outside it are a link /etc/slurm/slurm.conf (when no real one exists) and the node names in
+# outside it are a link /etc/slurm/slurm.conf (the default instance's, when no real one exists) and the node names in
 # /etc/hosts, so a client that lost SLURM_CONF never falls back to DNS look-ups.
 # Clients use:  eval "$(scripts/dev-cluster.sh env)"   (exports SLURM_CONF and Open MPI's root vars)
 #
@@ -36,7 +36,8 @@
 # Must run as root (daemons run as root, SlurmUser=root). No systemd or cgroups needed.
 set -euo pipefail
 
-DIR=${HPC_TF_CLUSTER_DIR:-/var/tmp/hpc_tf-cluster}
+DEFAULT_DIR=/var/tmp/hpc_tf-cluster
+DIR=${HPC_TF_CLUSTER_DIR:-$DEFAULT_DIR}
 NODES=${HPC_TF_CLUSTER_NODES:-4}
 CPUS=${HPC_TF_CLUSTER_CPUS:-2}
 GPUS=${HPC_TF_CLUSTER_GPUS:-2}
@@ -271,7 +272,8 @@ sql() { mariadb --no-defaults -S "$DIR/mysql/mysqld.sock" -uroot -e "$1"; }
 
 name_guards() {
   mkdir -p /etc/slurm
-  if [ ! -e /etc/slurm/slurm.conf ] || [[ "$(readlink /etc/slurm/slurm.conf)" == "$DIR/"* ]]; then
+  # the default instance only: a client that lost SLURM_CONF must never reach another instance (a test worker's)
+  if [ "$DIR" = "$DEFAULT_DIR" ] && { [ ! -e /etc/slurm/slurm.conf ] || [[ "$(readlink /etc/slurm/slurm.conf)" == "$DIR/"* ]]; }; then
     ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
   fi
   if [ -w /etc/hosts ]; then

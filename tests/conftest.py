@@ -80,7 +80,11 @@ def use_cluster(monkeypatch: pytest.MonkeyPatch, cluster: dict[str, str]) -> dic
 @pytest.fixture
 def slurm(slurm_cluster: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     """Per test: the cluster, and no job of this test left behind (only this test's: its work
-    directory is under the test's tmp_path, so other users of the cluster are left alone)."""
+    directory is under the test's tmp_path, so other users of the cluster are left alone). The cluster's variables
+    are set again for each test: a module fixture's monkeypatch that was set up before the session's cluster (the
+    fuzz and hostile workspaces) would otherwise undo them on its teardown, and a client without SLURM_CONF would
+    fall back to /etc/slurm/slurm.conf, another cluster's."""
+    os.environ.update(slurm_cluster)
     yield slurm_cluster
     proc = subprocess.run(["squeue", "-h", "-o", "%A %Z"], capture_output=True, text=True)
     leftover = [

@@ -157,7 +157,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     (root / "requirements.txt").write_text("numpy\n")
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
-            if name.startswith("HPC_TF_"):
+            if name.startswith("HPC_TF_") and not name.startswith("HPC_TF_CLUSTER_"):  # not the test cluster's
                 mp.delenv(name)
         mp.setenv("XDG_CONFIG_HOME", str(root / "xdg-config"))  # no named targets from the real home
         mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))

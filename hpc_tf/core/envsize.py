@@ -16,8 +16,10 @@ TF_CONFIG_FILE = "HPC_TF_TF_CONFIG_FILE"  # the file's path, for the entry scrip
 
 
 def env_string_bytes(name: str, value: str) -> int:
-    """How many bytes `NAME=value` takes in a new program's environment, its NUL included."""
-    return len(name.encode("utf-8", "surrogateescape")) + len(value.encode("utf-8", "surrogateescape")) + 2
+    """How many bytes `NAME=value` takes in a new program's environment, its NUL included. A lone surrogate (which
+    YAML's "\\ud800" can give) counts as the 3 bytes it would take: this only measures; what may be in an environment
+    at all is checked elsewhere, so the measure must not fail first."""
+    return len(name.encode("utf-8", "surrogatepass")) + len(value.encode("utf-8", "surrogatepass")) + 2
 
 
 def tf_config_in_env(text: str, limit: int) -> bool:
