@@ -564,7 +564,7 @@ def test_sweep_status_with_the_controller_stopped_changes_no_trial(slurm: dict, 
     )
     info = submit(config, runs, "--set", "script_params.--epochs=30", "--set", "script_params.--sleep=0.5")
     first = runs / "sw" / f"{info['sweep_id']}_0" / "status.json"
-    wait_for(lambda: first.exists() and json.loads(first.read_text())["state"] == "RUNNING", 60)
+    wait_for(lambda: first.exists() and json.loads(first.read_text())["state"] == "RUNNING", 120)
     cluster("stop-controller")
     try:
         start = time.monotonic()

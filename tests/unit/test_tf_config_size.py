@@ -148,3 +148,10 @@ def test_a_missing_file_stops_the_script_before_it_trains(tmp_path: Path) -> Non
     proc = subprocess.run([sys.executable, "-c", "print('trained')"], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == "", proc
     assert f"hpc_tf: cannot read TF_CONFIG from {TF_CONFIG_FILE}={tmp_path / 'gone'}" in proc.stderr
+
+
+def test_a_lone_surrogate_is_measured_not_raised() -> None:
+    """YAML's "\\ud800" gives a lone surrogate; measuring it must not fail before the check that refuses it (fuzz)."""
+    from hpc_tf.core.envsize import env_string_bytes
+
+    assert env_string_bytes("X", "a\ud800b") == len("X=a") + 3 + len("b") + 1
