@@ -5,10 +5,11 @@
 # 2. hpc_tf with its test extra (TensorFlow CPU, scikit-learn, mpi4py, pytest) into that Python, tf-keras,
 #    and Horovod (scripts/install-horovod.sh: built once per TensorFlow version, then from a cached wheel).
 # 3. ruff (format + check) and mypy on hpc_tf/.
-# 4. pytest on HPC_TF_TEST_WORKERS processes (default 4; the tests mostly wait on jobs), one test file at a time
+# 4. pytest on HPC_TF_TEST_WORKERS processes (default 0: serial, until issue 18's worker-cluster start failure is
+#    understood; 4 is what CI should use: the tests mostly wait on jobs), one test file at a time
 #    each (--dist loadfile, the longest files first: tests/conftest.py). Each worker starts its own 4-node dev
 #    cluster (scripts/dev-cluster.sh), so a test that stops a controller or downs a node breaks no other's jobs.
-#    HPC_TF_TEST_WORKERS=0 runs them in this process, on one cluster.
+#    HPC_TF_TEST_WORKERS=0 runs them in this process, on the default cluster.
 # A missing Slurm or TensorFlow fails the run; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,4 @@ PY
 "$PY" -m ruff check --quiet hpc_tf
 "$PY" -m mypy --no-error-summary
 echo "scripts/test.sh: ruff and mypy clean"
-exec "$PY" -m pytest -n "${HPC_TF_TEST_WORKERS:-4}" --dist loadfile --durations=25 "$@"
+exec "$PY" -m pytest -n "${HPC_TF_TEST_WORKERS:-0}" --dist loadfile --durations=25 "$@"
