@@ -45,8 +45,15 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
     os.environ.update(worker_cluster())
     was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
     up = subprocess.run([str(CLUSTER), "up"], capture_output=True, text=True)
-    if up.returncode != 0:
-        pytest.fail(f"the Slurm dev cluster did not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
+    if up.returncode != 0:  # once more, traced: a failure that printed nothing must still say where it stopped
+        again = subprocess.run(["bash", "-x", str(CLUSTER), "up"], capture_output=True, text=True)
+        if again.returncode != 0:
+            pytest.fail(
+                f"the Slurm dev cluster did not start (exit {up.returncode}, then {again.returncode} traced; "
+                f"{worker_cluster() or 'default instance'}):\n{up.stdout}\n{up.stderr}\n--- traced:\n"
+                f"{again.stderr[-4000:]}",
+                pytrace=False,
+            )
     exported = {**worker_cluster(), **_cluster_env(dict(os.environ))}
     os.environ.update(exported)
     yield exported
