@@ -20,8 +20,11 @@ NOT_FOR_A_PLAIN_CONFIG = (
     "hpc_tf.core.requeue",
     "hpc_tf.job",
     "hpc_tf.backends.slurm",
+    "hpc_tf.keras",
+    "hpc_tf._keras_legacy",
     "submitit",
     "optuna",
+    "tensorflow",
 )
 
 
