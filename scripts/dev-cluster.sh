@@ -74,7 +74,8 @@ node_state() { sinfo -h -N -n "$1" -o %T 2>/dev/null | head -1; }
 node_ready() { [[ "$(node_state "$1")" =~ ^(idle|allocated|mixed)$ ]]; }
 node_registered() { local s; s=$(node_state "$1"); [[ -n "$s" && "$s" != unk* && "$s" != *[*~] ]]; }  # * = not responding
 nodes_registered() { local n; for n in $(cat "$DIR/run/nodes"); do slurmd_alive "$n" && ! node_registered "$n" && return 1; done; return 0; }
-all_idle() { [ "$(sinfo -h -N -o %T 2>/dev/null | grep -c '^idle$')" -ge "$NODES" ]; }
+# sinfo -N prints a node once per partition (debug, high, cpu|gpu): count each node once, or 2 idle nodes pass for 4
+all_idle() { [ "$(sinfo -h -N -o '%N %T' 2>/dev/null | awk '$2 == "idle" && !seen[$1]++' | wc -l)" -ge "$NODES" ]; }
 wait_for() {  # wait_for SECS WHAT CMD...: poll CMD every 0.2 s, die after SECS
   local secs=$1 what=$2; shift 2
   local deadline=$(( $(date +%s) + secs ))
@@ -270,6 +271,17 @@ start_accounting() {
 
 sql() { mariadb --no-defaults -S "$DIR/mysql/mysqld.sock" -uroot -e "$1"; }
 
+hosts_line() {  # this instance's /etc/hosts line set to $1 ("" removes it); instances (test workers) take turns,
+  # and the file is rewritten in place (it is often a bind mount) with one write, never left empty for a reader
+  (
+    flock 9
+    local h; h=$(grep -v "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts || true)
+    if [ -n "$1" ]; then h=$(printf '%s\n%s' "$h" "$1"); fi
+    printf '%s\n' "$h" | dd of=/etc/hosts conv=notrunc status=none
+    truncate -s "$(printf '%s\n' "$h" | wc -c)" /etc/hosts
+  ) 9>/var/tmp/hpc_tf-dev-cluster.hosts.lock
+}
+
 name_guards() {
   mkdir -p /etc/slurm
   # the default instance only: a client that lost SLURM_CONF must never reach another instance (a test worker's)
@@ -277,8 +289,7 @@ name_guards() {
     ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
   fi
   if [ -w /etc/hosts ]; then
-    local h; h=$(grep -v "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts || true)
-    printf '%s\n127.0.0.1 %s # hpc_tf-dev-cluster:%s\n' "$h" "$(node_names)" "$DIR" > /etc/hosts
+    hosts_line "127.0.0.1 $(node_names) # hpc_tf-dev-cluster:$DIR"
   fi
 }
 
@@ -315,7 +326,7 @@ up() {
   wait_for 10 "answer from slurmctld" ping_ok
   for n in $(node_names); do start_slurmd "$n"; done
   wait_for "$TIMEOUT" "$NODES idle nodes" all_idle
-  for n in $(node_names); do record_uts "$n"; done
+  for n in $(node_names); do wait_for 10 "slurmd $n" slurmd_alive "$n"; record_uts "$n"; done
   log "up: $NODES nodes ($(nodelist)), $GPUS fake GPUs each, accounting $([ "$ACCOUNTING" = 1 ] && echo on || echo off); SLURM_CONF=$SLURM_CONF"
 }
 
@@ -356,9 +367,7 @@ down() {
   p=$(pid_in "$DIR/munge/munged.pid"); alive "$p" && stop_pids "$p" 5
   rm -f "$DIR"/run/*.pid "$DIR"/run/uts-* "$DIR/munge/munged.pid" "$DIR/mysql/mysqld.pid"
   [[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" == "$DIR/"* ]] && rm -f /etc/slurm/slurm.conf
-  if [ -w /etc/hosts ] && grep -q "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts; then
-    local h; h=$(grep -v "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts || true); printf '%s\n' "$h" > /etc/hosts
-  fi
+  if [ -w /etc/hosts ] && grep -q "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts; then hosts_line ""; fi
   log "down"
 }
 
@@ -369,7 +378,8 @@ start_slurmd() {  # in its own UTS namespace (hostname = node name), under the r
     </dev/null >>"$DIR/log/slurmd-$n.stdio" 2>&1 &
 }
 record_uts() {  # remember the node's namespace, so `down` finds the job processes left in it
-  local ns; ns=$(readlink "/proc/$(slurmd_pid "$1")/ns/uts")
+  local ns p; p=$(slurmd_pid "$1")
+  ns=$(readlink "/proc/${p:-none}/ns/uts" 2>/dev/null) || die "slurmd $1 ended while starting: see $DIR/log/slurmd-$1.log"
   grep -qxF "$ns" "$DIR/run/uts-$1" 2>/dev/null || echo "$ns" >> "$DIR/run/uts-$1"
 }
 
