@@ -37,4 +37,4 @@ PY
 "$PY" -m ruff check --quiet hpc_tf
 "$PY" -m mypy --no-error-summary
 echo "scripts/test.sh: ruff and mypy clean"
-exec "$PY" -m pytest -n "${HPC_TF_TEST_WORKERS:-0}" --dist loadfile --durations=25 "$@"
+exec "$PY" -m pytest -n "${HPC_TF_TEST_WORKERS:-4}" --dist loadfile --durations=25 "$@"
