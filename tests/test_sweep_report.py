@@ -112,8 +112,9 @@ class TensorBoard:
         body = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "colParams": [], "sliceSize": 100}
         return self.post("session_groups", body)
 
-    def shows(self, trials: list[TrialResult], timeout: float = 30) -> Any:
-        """session_groups, once it shows `trials` as _check_sessions expects (loading takes a while)."""
+    def shows(self, trials: list[TrialResult], timeout: float = 180) -> Any:
+        """session_groups, once it shows `trials` as _check_sessions expects (loading takes a while; starting
+        takes TensorFlow's import, which is slow when 4 test workers share 2 cores)."""
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc.poll() is None, self.log.read_text(errors="replace")
