@@ -209,7 +209,7 @@ def _two_node_job(tmp_path: Path, **env: str) -> Path:
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
     wait_for((run_dir / "outputs" / "rank-1" / "started").exists, timeout=120)
-    # the status names the nodes when its launcher has seen both tasks start: that can come after rank 1's file
+    # status.json may name both nodes only after rank 1's file appears (seen under 4 workers on 2 cores)
     wait_for(lambda: len(read_status(run_dir).get("nodes") or []) == 2, timeout=60)
     return run_dir
 
