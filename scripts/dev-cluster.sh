@@ -64,7 +64,15 @@ hetjob_partitions() {
   echo "PartitionName=gpu Nodes=n[$((half + 1))-$NODES] MaxTime=INFINITE State=UP"
 }
 nodelist() { if [ "$NODES" = 1 ]; then echo n1; else echo "n[1-$NODES]"; fi; }
-proc_is() { [ "$(cat "/proc/${1:-x}/comm" 2>/dev/null)" = "$2" ] && alive "$1"; }  # pid $1 is a live $2
+# pid $1 is a live $2 of this instance: an argument names a path under $DIR/ (slurmdbd, which has none: its
+# SLURM_CONF). A pid file left by a killed daemon names a pid the kernel gives again (pid_max is often 32768),
+# maybe to another instance's daemon: `down` must never stop that one.
+proc_is() {
+  [ "$(cat "/proc/${1:-x}/comm" 2>/dev/null)" = "$2" ] && alive "$1" || return 1
+  tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline" \
+    | awk -v d="$DIR/" '{ sub(/^--[a-z-]+=/, ""); if (index($0, d) == 1) { f = 1; exit } } END { exit !f }' && return 0
+  tr '\0' '\n' 2>/dev/null < "/proc/$1/environ" | grep -qxF "SLURM_CONF=$SLURM_CONF"
+}
 ctld_pid() { local p; p=$(pid_in "$DIR/run/slurmctld.pid"); if proc_is "$p" slurmctld; then echo "$p"; fi; }
 slurmd_pid() { local p; p=$(pid_in "$DIR/run/slurmd-$1.pid"); if proc_is "$p" slurmd; then echo "$p"; fi; }
 slurmd_alive() { [ -n "$(slurmd_pid "$1")" ]; }
@@ -106,11 +114,11 @@ install_packages() {
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }
 }
 
-acct_ok() { if [ "$ACCOUNTING" = 1 ]; then alive "$(pid_in "$DIR/run/slurmdbd.pid")"; else ! alive "$(pid_in "$DIR/run/slurmdbd.pid")"; fi; }
+acct_ok() { if [ "$ACCOUNTING" = 1 ]; then proc_is "$(pid_in "$DIR/run/slurmdbd.pid")" slurmdbd; else ! proc_is "$(pid_in "$DIR/run/slurmdbd.pid")" slurmdbd; fi; }
 
 is_up() {
   [ -f "$SLURM_CONF" ] || return 1
-  alive "$(pid_in "$DIR/munge/munged.pid")" || return 1
+  proc_is "$(pid_in "$DIR/munge/munged.pid")" munged || return 1
   [ -n "$(ctld_pid)" ] || return 1
   acct_ok || return 1
   local n; for n in $(cat "$DIR/run/nodes" 2>/dev/null || echo none); do
@@ -121,14 +129,14 @@ is_up() {
 
 repairable() {  # munged, this config and some Slurm daemon alive: a daemon died, the cluster was not stopped
   [ -f "$SLURM_CONF" ] && [ "$(cat "$DIR/run/nodes" 2>/dev/null)" = "$(node_names)" ] || return 1
-  alive "$(pid_in "$DIR/munge/munged.pid")" && acct_ok || return 1
+  proc_is "$(pid_in "$DIR/munge/munged.pid")" munged && acct_ok || return 1
   [ -n "$(ctld_pid)" ] && return 0
   local n; for n in $(node_names); do slurmd_alive "$n" && return 0; done
   return 1
 }
 
 daemons() {  # which of this cluster's daemons are alive
-  local n; echo -n "munged:$(alive "$(pid_in "$DIR/munge/munged.pid")" && echo up || echo down)"
+  local n; echo -n "munged:$(proc_is "$(pid_in "$DIR/munge/munged.pid")" munged && echo up || echo down)"
   echo -n " slurmctld:$([ -n "$(ctld_pid)" ] && echo up || echo down)"
   for n in $(cat "$DIR/run/nodes" 2>/dev/null); do echo -n " slurmd-$n:$(slurmd_alive "$n" && echo up || echo down)"; done
 }
@@ -301,7 +309,7 @@ up() {
     log "repairing ($(daemons)): state/ kept"
     name_guards; start_controller
     local m; for m in $(node_names); do slurmd_alive "$m" || start_slurmd "$m"; done
-    for m in $(node_names); do wait_for 10 "slurmd $m" slurmd_alive "$m"; record_uts "$m"; done
+    for m in $(node_names); do wait_for 10 "slurmd $m" slurmd_alive "$m"; slurmd_started "$m"; done
     wait_for "$TIMEOUT" "registration of every node" nodes_registered
     log "up (repaired, state kept): $(squeue -h | wc -l) jobs queued"; return 0
   fi
@@ -326,7 +334,7 @@ up() {
   wait_for 10 "answer from slurmctld" ping_ok
   for n in $(node_names); do start_slurmd "$n"; done
   wait_for "$TIMEOUT" "$NODES idle nodes" all_idle
-  for n in $(node_names); do wait_for 10 "slurmd $n" slurmd_alive "$n"; record_uts "$n"; done
+  for n in $(node_names); do wait_for 10 "slurmd $n" slurmd_alive "$n"; slurmd_started "$n"; done
   log "up: $NODES nodes ($(nodelist)), $GPUS fake GPUs each, accounting $([ "$ACCOUNTING" = 1 ] && echo on || echo off); SLURM_CONF=$SLURM_CONF"
 }
 
@@ -354,18 +362,15 @@ down() {
   for f in "$DIR"/run/slurmd-*.pid; do [ -f "$f" ] && { p=$(cat "$f"); proc_is "$p" slurmd && pids="$pids $p"; }; done
   pids="$pids $ctld"
   stop_pids "$pids" 10
-  # leftover job processes: those living in our nodes' UTS namespaces (never the machine's own)
-  # (uts-nX lists every namespace nX's slurmds had: start-slurmd makes a new one, old jobs stay in theirs)
-  local mine left="" ns; mine=$(readlink /proc/self/ns/uts)
-  while read -r ns; do
-    [ -n "$ns" ] && [ "$ns" != "$mine" ] || continue
-    for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/uts" 2>/dev/null)" = "$ns" ] && left="$left ${p#/proc/}"; done
-  done < <(cat "$DIR"/run/uts-* 2>/dev/null | sort -u)
+  # leftover job processes: the nodes' reapers and everything under them (slurmstepd and the job's processes
+  # are reparented to the reaper, which outlives a killed slurmd). Not by UTS namespace: the kernel gives a
+  # freed namespace's number to the next one made, maybe another instance's node.
+  local left; left=$(instance_procs)
   stop_pids "$left" 5
-  p=$(pid_in "$DIR/run/slurmdbd.pid"); alive "$p" && stop_pids "$p" 10
-  p=$(pid_in "$DIR/mysql/mysqld.pid"); alive "$p" && stop_pids "$p" 20
-  p=$(pid_in "$DIR/munge/munged.pid"); alive "$p" && stop_pids "$p" 5
-  rm -f "$DIR"/run/*.pid "$DIR"/run/uts-* "$DIR/munge/munged.pid" "$DIR/mysql/mysqld.pid"
+  p=$(pid_in "$DIR/run/slurmdbd.pid"); proc_is "$p" slurmdbd && stop_pids "$p" 10
+  p=$(pid_in "$DIR/mysql/mysqld.pid"); proc_is "$p" mariadbd && stop_pids "$p" 20
+  p=$(pid_in "$DIR/munge/munged.pid"); proc_is "$p" munged && stop_pids "$p" 5
+  rm -f "$DIR"/run/*.pid "$DIR/munge/munged.pid" "$DIR/mysql/mysqld.pid"
   [[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" == "$DIR/"* ]] && rm -f /etc/slurm/slurm.conf
   if [ -w /etc/hosts ] && grep -q "# hpc_tf-dev-cluster:$DIR\$" /etc/hosts; then hosts_line ""; fi
   log "down"
@@ -377,14 +382,32 @@ start_slurmd() {  # in its own UTS namespace (hostname = node name), under the r
   setsid unshare --uts -- sh -c "hostname $n && exec $py $DIR/bin/reaper.py slurmd -D -f $SLURM_CONF -N $n" \
     </dev/null >>"$DIR/log/slurmd-$n.stdio" 2>&1 &
 }
-record_uts() {  # remember the node's namespace, so `down` finds the job processes left in it
-  local ns p; p=$(slurmd_pid "$1")
-  ns=$(readlink "/proc/${p:-none}/ns/uts" 2>/dev/null) || die "slurmd $1 ended while starting: see $DIR/log/slurmd-$1.log"
-  grep -qxF "$ns" "$DIR/run/uts-$1" 2>/dev/null || echo "$ns" >> "$DIR/run/uts-$1"
+instance_procs() {  # the pids of this instance's reapers and of all their descendants
+  python3 - "$DIR/bin/reaper.py" <<'EOF'
+import os, sys
+mark, children, roots = sys.argv[1].encode(), {}, []
+for name in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        ppid = int(open(f"/proc/{name}/stat", "rb").read().rsplit(b")", 1)[1].split()[1])
+        argv = open(f"/proc/{name}/cmdline", "rb").read().split(b"\0")
+    except (OSError, IndexError, ValueError):
+        continue
+    children.setdefault(ppid, []).append(int(name))
+    if mark in argv:
+        roots.append(int(name))
+found, todo = set(), list(roots)
+while todo:
+    pid = todo.pop()
+    if pid not in found and pid != os.getpid():
+        found.add(pid)
+        todo += children.get(pid, [])
+print(" ".join(map(str, sorted(found))))
+EOF
 }
+slurmd_started() { slurmd_alive "$1" || die "slurmd $1 ended while starting: see $DIR/log/slurmd-$1.log"; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
-need_cluster() { need_root; [ -f "$SLURM_CONF" ] && alive "$(pid_in "$DIR/munge/munged.pid")" || die "dev cluster is not up ($DIR): run up"; }
+need_cluster() { need_root; [ -f "$SLURM_CONF" ] && proc_is "$(pid_in "$DIR/munge/munged.pid")" munged || die "dev cluster is not up ($DIR): run up"; }
 need_node() { local all; all=$(cat "$DIR/run/nodes" 2>/dev/null || true); [[ -n "$1" && " $all " == *" $1 "* ]] || die "no node '$1' (nodes: $all)"; }
 
 stop_controller() {  # $1 = TERM (then KILL after 10 s) or KILL; slurmctld only
@@ -423,7 +446,7 @@ kill_slurmd() {
 start_one_slurmd() {
   local was; was=$(slurmd_pid "$1")
   [ -n "$was" ] || start_slurmd "$1"
-  wait_for 10 "slurmd $1" slurmd_alive "$1"; record_uts "$1"
+  wait_for 10 "slurmd $1" slurmd_alive "$1"; slurmd_started "$1"
   if ping_ok; then wait_for "$TIMEOUT" "registration of $1" node_registered "$1"; fi
   log "slurmd $1 $([ -n "$was" ] && echo "already running" || echo started) (pid $(slurmd_pid "$1")): $(node_state "$1")"
 }
