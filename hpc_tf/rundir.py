@@ -26,7 +26,6 @@ import datetime as _dt
 import errno
 import fcntl
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -68,7 +67,7 @@ def write_atomic(path: Path, data: str | bytes, mode: int | None = None, durable
     (the default, for records of what happened): a crash also leaves one of the two (the data is flushed
     to disk before the rename, the rename before returning). Not durable: the job's inputs written before
     it is queued (a crash then is a submission that failed, and the job says so if it ever starts)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _exclusive_tmp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -82,6 +81,18 @@ def write_atomic(path: Path, data: str | bytes, mode: int | None = None, durable
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def _exclusive_tmp(path: Path) -> tuple[int, str]:
+    """A new file beside `path` that no other writer has (what tempfile.mkstemp does, without importing tempfile
+    and random on every command): a random name, created with O_EXCL. Tasks on other nodes share pids, so the
+    name is never derived from one."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:
+            continue
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from ..errors import UsageError
 from ..settings import Settings
+from .text import json_line
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -90,7 +90,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
     est = _estimator(args, settings)
     rows = explain_rows(est.spec, est.target(), args.nodelist, args.job_id, args.gpus_per_node)
-    print(json.dumps(rows) if args.json else format_rows(est.spec, rows, args.job_id))
+    print(json_line(rows) if args.json else format_rows(est.spec, rows, args.job_id))
     if est.spec.roles:  # on stderr: --json's output stays the rows
         from ..runs.explain import het_site_notes
 
@@ -107,7 +107,7 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         envs = list_envs(root) if root.is_dir() else []
         if args.json:
-            print(json.dumps(envs))
+            print(json_line(envs))
             return 0
         print(f"environments in {root}:" if envs else f"no environments in {root}")
         for e in envs:
@@ -121,7 +121,7 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"env prune --older-than: {args.older_than} is not valid; expected days, >= 0")
     removed = prune(root, 0 if args.all else args.older_than, args.key) if root.is_dir() else []
     print(
-        json.dumps(removed) if args.json else f"removed {len(removed)} environment(s) from {root}: {' '.join(removed)}"
+        json_line(removed) if args.json else f"removed {len(removed)} environment(s) from {root}: {' '.join(removed)}"
     )
     return 0
 
@@ -159,7 +159,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     status = run.read_status()
     info = {"run_id": run.run_id, "job_id": status.job_id, "run_dir": str(run.path), "backend": sub.backend}
     if args.json and not args.wait:
-        print(json.dumps(info))
+        print(json_line(info))
     elif not args.json:
         print(f"submitted run {run.run_id} (job {status.job_id}, {sub.backend}): {run.path}")
     if not args.wait:
@@ -189,7 +189,7 @@ def _submit_sweep(args: argparse.Namespace, settings: Settings, est: Any) -> int
         "trials": record.trial_count,
     }
     if args.json:
-        print(json.dumps(info))
+        print(json_line(info))
     else:
         arrays = ", ".join(ids)
         print(

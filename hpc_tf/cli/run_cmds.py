@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from ..core.records import EARLY_TERMINATED
 from ..errors import JobFailedError
 from .text import dash as _dash
 from .text import duration as _duration
-from .text import unreachable_text
+from .text import json_line, unreachable_text
 
 if TYPE_CHECKING:  # the parser is built for every command: what the run commands use is imported when they run
     from ..runs.follow import Run
@@ -81,7 +80,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     pairs = pairs[: args.limit] if args.limit else pairs
     if args.json:
         print(
-            json.dumps(
+            json_line(
                 [{**status_dict(s), "run_dir": str(r.run_dir), "elapsed_seconds": elapsed_seconds(s)} for r, s in pairs]
             )
         )
@@ -129,7 +128,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     tasks = run.tasks()
     if args.json:
         print(
-            json.dumps(
+            json_line(
                 {
                     **status_dict(status),
                     "elapsed_seconds": elapsed_seconds(status),
@@ -231,7 +230,7 @@ def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: boo
     ok = status.state in ("COMPLETED", EARLY_TERMINATED)  # a trial its sweep's policy stopped ended cleanly
     code = 0 if ok else (status.exit_code or 1)
     if json_info is not None:
-        print(json.dumps({**json_info, "state": status.state, "exit_code": status.exit_code}))
+        print(json_line({**json_info, "state": status.state, "exit_code": status.exit_code}))
     if not ok:
         print(
             f"hpc_tf: {JobFailedError(str(run.run_dir), status.state, status.exit_code, run.stderr_tail())}",
@@ -258,7 +257,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
         plot(metrics, Path(args.plot), f"{run.dir.experiment} / {run.run_id}")
         print(f"hpc_tf: plotted {len(metrics)} metric(s) to {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps(metrics))
+        print(json_line(metrics))
     elif not args.plot:
         for name, points in sorted(metrics.items()):
             last = points[-1]

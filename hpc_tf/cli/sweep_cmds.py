@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..errors import UsageError
+from .text import json_line
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -59,7 +59,7 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
 def _status(sweep: SweepRun, args: argparse.Namespace) -> int:
     status = sweep.status()
     if args.json:
-        print(json.dumps(msgspec.to_builtins(status)))
+        print(json_line(msgspec.to_builtins(status)))
         return 0
     _print_summary(status)
     for t in status.trials:
@@ -89,7 +89,7 @@ def _wait(sweep: SweepRun, args: argparse.Namespace) -> int:
     gc.enable()
     status = sweep.wait_for_completion(timeout=args.timeout)
     if args.json:
-        print(json.dumps(msgspec.to_builtins(status)))
+        print(json_line(msgspec.to_builtins(status)))
     else:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items()))
         print(f"hpc_tf: sweep {status.sweep_id} {status.state} [{counts}]", file=sys.stderr)
@@ -104,7 +104,7 @@ def _best(sweep: SweepRun, args: argparse.Namespace) -> int:
     if best is None:
         raise UsageError(f"no trial of sweep {sweep.sweep_id} has logged {status.primary_metric_name!r} yet")
     if args.json:
-        print(json.dumps({**msgspec.to_builtins(best), "primary_metric_name": status.primary_metric_name}))
+        print(json_line({**msgspec.to_builtins(best), "primary_metric_name": status.primary_metric_name}))
         return 0
     print(f"best trial {best.trial_id} ({best.state}): {status.primary_metric_name} = {best.metric}")
     for flag, value in best.hyperparameters.items():
@@ -137,7 +137,7 @@ def _plot(sweep: SweepRun, args: argparse.Namespace) -> int:
     trials = _results(status.trials)
     curves = plot_curves(trials, status.primary_metric_name, out / "curves.png")
     params = plot_params(trials, status.primary_metric_name, status.primary_metric_goal, out / "params.png")
-    print(json.dumps({"curves": str(curves), "params": str(params)}) if args.json else f"{curves}\n{params}")
+    print(json_line({"curves": str(curves), "params": str(params)}) if args.json else f"{curves}\n{params}")
     return 0
 
 
@@ -161,7 +161,7 @@ def _recheck(sweep: SweepRun, args: argparse.Namespace) -> int:
     rows = recheck(sweep.dir.path)
     differ = [(t, rec, new) for t, rec, new in rows if rec != msgspec.to_builtins(new)]
     if args.json:
-        print(json.dumps({"decisions": len(rows), "differ": [t for t, _, _ in differ]}))
+        print(json_line({"decisions": len(rows), "differ": [t for t, _, _ in differ]}))
     else:
         print(f"{len(rows)} decisions rechecked, {len(differ)} differ", file=sys.stderr)
     return 1 if differ else 0

@@ -4,7 +4,6 @@ problem, and the cross-key rules of distributed training. Pure: no files, no env
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, Mapping, TypeVar
 
@@ -48,6 +47,8 @@ def convert(
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
+            import difflib  # only for a typo: not on every load
+
             guess = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(fields)}"
             problems.append(Problem(dotted, "unknown key" + hint, source=source))
