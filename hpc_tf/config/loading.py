@@ -32,10 +32,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str = "--set") -> dict[str, Any]:
-    """Apply `KEY=VALUE` overrides (dotted keys, YAML values) to a copy of a raw config mapping."""
+    """Apply `KEY=VALUE` overrides (dotted keys, YAML values read as the file's are) to a copy of a raw config
+    mapping. A key of more than MAX_DEPTH parts is refused: the nesting it makes would overflow the stack of
+    every recursive step after it (a 1,000-part key was a RecursionError)."""
     import copy
 
-    from .strict_yaml import parse
+    from .strict_yaml import MAX_DEPTH, dotted, parse_value
 
     data = copy.deepcopy(data)
     problems = []
@@ -44,11 +46,15 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
         if not sep or not key:
             problems.append(Problem(key or item, "expected KEY=VALUE (for example node_count=2)", item, source=source))
             continue
-        try:
-            value = parse(text, f"--set {key}") if text.strip() else ""
-        except ConfigError:
-            value = text  # not YAML: the text itself
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:
+            problems.append(Problem(dotted(parts), TOO_MANY_PARTS.format(len(parts), MAX_DEPTH), source=source))
+            continue
+        try:
+            value = parse_value(text, parts, source) if text.strip() else ""
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
         node = data
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -70,6 +76,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str 
     if problems:
         raise ConfigError(problems)
     return data
+
+
+TOO_MANY_PARTS = "a key of {} dotted parts is nested too deeply: a --set key may have at most {} parts"
 
 
 SWEEP_KEYS = ("hyperdrive", "sweep")  # the sweep block's name (HyperDrive's) and its alias
