@@ -103,17 +103,19 @@ def test_max_restarts_ends_the_run_with_the_reason(tmp_path: Path) -> None:
     assert not (run_dir / "tasks" / "requeue-request-1").exists()
 
 
-def test_a_lead_longer_than_the_limit_warns_at_once(tmp_path: Path) -> None:
-    """checkpoint_lead_seconds ≥ max_run_duration_seconds: the warning comes as soon as the script runs."""
+def test_a_lead_at_or_over_the_limit_is_refused(tmp_path: Path) -> None:
+    """checkpoint_lead_seconds ≥ max_run_duration_seconds: the warning would come before the script has run at all,
+    and every attempt would save and be requeued at once until max_restarts (issue 19): validate and submit refuse
+    it, naming both values, and nothing is written."""
     cfg = config(
         tmp_path, 200, requeue_on=["timeout"], max_restarts=2, max_run_duration_seconds=10, checkpoint_lead_seconds=30
     )
-    run_dir = submit(tmp_path, cfg)
-    status = read_status(run_dir)
-    assert (status["state"], status["exit_code"]) == ("FAILED", 75), status
-    assert status["message"] == "not requeued: max_restarts reached (2 of 2)"
-    froms = [a["from"] for a in attempts_logged(run_dir)]  # each attempt saved after a step or so, and went on
-    assert len(status["attempts"]) == len(froms) == 3 and froms[0] == 0 and froms == sorted(set(froms)), froms
+    runs = ["--backend", "local", "--runs-dir", str(tmp_path / "runs")]
+    for argv in (["validate", str(cfg)], ["submit", str(cfg), *runs]):
+        proc = hpc(*argv)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "checkpoint_lead_seconds" in proc.stderr and "30" in proc.stderr and "10" in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_script_that_ignores_the_warning_is_killed_at_the_limit(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Sequence
 import msgspec
 
 from ..core.spec import EstimatorSpec, SlurmOptions
-from ..core.validation import check_gpus, convert
+from ..core.validation import check_gpus, check_time_limit, convert
 from ..errors import ConfigError, Problem
 from .loading import load_yaml
 
@@ -43,6 +43,8 @@ def resolve_target(spec: EstimatorSpec, paths: Sequence[Path]) -> Target:
         problems = check_target(spec, target.options, source)
     else:
         problems = check_gpus(spec, target.options.gpus_per_node, source)
+        if target.source != "config":  # an inline compute_target.time is checked with the rest of the config
+            problems += check_time_limit(spec, target.options.time, source)
     if problems:
         raise ConfigError(problems)
     return target

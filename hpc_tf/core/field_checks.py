@@ -7,13 +7,21 @@ import re
 from typing import Any, Callable, Mapping
 
 from .envsize import MAX_ARG_STRLEN, env_string_bytes
+from .slurm_options import (
+    HPC_TF_OPTIONS,
+    SBATCH_ALIASES,
+    SBATCH_FLAG_OPTIONS,
+    option_name,
+    sbatch_option,
+    time_parts,
+)
 from .spec import (
     CONDA_SPEC_RE,
     ENV_NAME_RE,
     HETJOB_JOB_OPTIONS,
     MODULE_RE,
     NAME_RE,
-    RESERVED_SBATCH_OPTIONS,
+    RUN_DIR_ENTRIES,
     SBATCH_OPTION_RE,
     SLURM_MEM_RE,
     SLURM_TIME_RE,
@@ -83,30 +91,110 @@ def _env_names(value: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def _sbatch_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
+    """additional_parameters: names as sbatch reads them (getopt_long: the exact name, else the one option it is a
+    prefix of); none that sbatch finds ambiguous, none hpc_tf sets itself, no option given twice."""
+    seen: dict[str, str] = {}
     for name in value:
         if not SBATCH_OPTION_RE.match(name):
             return name, "not a long sbatch option name (letters, digits, '_' or '-')"
-        option = name.replace("_", "-")
-        taken = sorted(r for r in RESERVED_SBATCH_OPTIONS if r.startswith(option))
-        if taken:  # sbatch takes any unambiguous prefix of a long option: `outp` is --output
-            what = (
-                "set by hpc_tf itself" if option in taken else f"sbatch reads it as --{taken[0]}, set by hpc_tf itself"
-            )
-            return name, f"{what}; it cannot be overridden here"
+        bad = _sbatch_name(name)
+        if bad:
+            return name, bad
+        option = option_name(name)
+        same = SBATCH_ALIASES.get(option, option)
+        if same in seen:
+            return name, f"--{option} is given twice ({seen[same]!r} and {name!r}): sbatch would take the last alone"
+        seen[same] = name
+        flag_value = value[name]
+        if option in SBATCH_FLAG_OPTIONS and flag_value is not None and not isinstance(flag_value, bool):
+            # `hold: no` is the text 'no' in YAML 1.2: it would reach sbatch as --hold=no
+            return name, f"--{option} takes no value: write true (the bare flag) or false (left out)"
     return _check_entries("a string, integer, true/false or null (a bare flag)", (str, int, bool), True, False)(value)
 
 
+def _sbatch_name(name: str) -> str | None:
+    """Why sbatch would read `--name` as something else than the user's own option, or None."""
+    found = sbatch_option(name.replace("_", "-"))
+    if found.ambiguous:
+        options = ", ".join(f"--{c}" for c in found.candidates)
+        return f"sbatch cannot tell which option it abbreviates ({options}) and refuses it: give the whole name"
+    if found.option in HPC_TF_OPTIONS:
+        exact = found.option == name.replace("_", "-")
+        what = f"--{found.option} is" if exact else f"sbatch reads it as --{found.option}, which is"
+        return f"{what} set by hpc_tf itself: {HPC_TF_OPTIONS[found.option]}"
+    return None
+
+
 def _component_options(value: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A role's additional_parameters: options of its own component, never one Slurm passes on to the others."""
+    """A role's additional_parameters: options of its own component, never one Slurm passes on to the others (under
+    any name sbatch reads as one: `accou` is --account)."""
     for name in value:
-        option = str(name).replace("_", "-")
-        if SBATCH_OPTION_RE.match(str(name)) and option in HETJOB_JOB_OPTIONS:
+        if not SBATCH_OPTION_RE.match(str(name)) or _sbatch_name(str(name)):
+            continue  # _sbatch_options says why
+        option = option_name(str(name))
+        if option in HETJOB_JOB_OPTIONS:
+            read = "" if option == str(name).replace("_", "-") else f"sbatch reads it as --{option}: "
             return name, (
-                f"--{option} is an option of the whole job (sbatch passes it from the first component of a "
+                f"{read}--{option} is an option of the whole job (sbatch passes it from the first component of a "
                 "heterogeneous job to the others, or reads it there only): put it in "
                 "compute_target.additional_parameters"
             )
     return _sbatch_options(value)
+
+
+def _slurm_time(value: Any) -> tuple[str, str] | None:
+    """compute_target.time: a Slurm time whose parts mean what they look like (sbatch adds them up unchecked)."""
+    if not isinstance(value, str):
+        return None
+    if not SLURM_TIME_RE.match(value):
+        return "", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"
+    parts = time_parts(value)
+    if parts is None:  # UNLIMITED, INFINITE
+        return None
+    days, hours, minutes, seconds = parts
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total == 0:
+        return "", "Slurm reads a time limit of 0 as no limit at all: write UNLIMITED if that is meant"
+    colons, with_days = value.count(":"), "-" in value
+    bounded = [(hours, "hours", 24)] if with_days else []
+    bounded += [(minutes, "minutes", 60)] if colons == 2 or (with_days and colons == 1) else []
+    bounded += [(seconds, "seconds", 60)] if colons == 2 or (colons == 1 and not with_days) else []
+    over = next(((n, unit, bound) for n, unit, bound in bounded if n >= bound), None)
+    if over is None:
+        return None
+    shown = _time_text(total, with_days, colons)
+    rounded = f", which Slurm rounds up to {-(-total // 60)} minutes" if total % 60 else ""
+    return "", (
+        f"{over[0]} {over[1]} (at most {over[2] - 1} in this place): sbatch would add the parts up and read it as "
+        f"{shown!r}{rounded}; write {shown!r} if that is meant"
+    )
+
+
+def _time_text(total: int, with_days: bool, colons: int) -> str:
+    """`total` seconds in the shape the user wrote (D-H, D-H:M, D-H:M:S, H:M:S or M:S), each part in its range."""
+    days, rest = divmod(total, 86400) if with_days else (0, total)
+    hours, rest = divmod(rest, 3600) if with_days or colons == 2 else (0, rest)
+    minutes, seconds = divmod(rest, 60)
+    if with_days:
+        return (
+            f"{days}-{hours:02d}" + (f":{minutes:02d}" if colons else "") + (f":{seconds:02d}" if colons == 2 else "")
+        )
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if colons == 2 else f"{minutes}:{seconds:02d}"
+
+
+def _checkpoint_dir(value: str) -> tuple[str, str] | None:
+    """A folder of its own inside the run directory: not outside it, not the run directory, none of its entries."""
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if not value or value.startswith(("/", "~")) or ".." in parts:
+        return "", "expected a relative path inside the run directory (no '..'): each run keeps its own checkpoints"
+    if not parts:
+        return "", "is the run directory itself: give checkpoints a folder of their own, such as 'checkpoints'"
+    if parts[0] in RUN_DIR_ENTRIES:
+        return "", (
+            f"{parts[0]!r} is the run directory's own: give checkpoints a folder of their own, such as "
+            f"'checkpoints' (the run directory holds {', '.join(sorted(RUN_DIR_ENTRIES))})"
+        )
+    return None
 
 
 CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
@@ -139,9 +227,7 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         "mpi_plugin": _pattern(
             re.compile(r"^[a-z0-9_]+$"), "an srun --mpi plugin name such as 'pmix' (see `srun --mpi=list`)"
         ),
-        "checkpoint_dir": lambda v: None
-        if v and not v.startswith(("/", "~")) and ".." not in v.split("/")
-        else ("", "expected a relative path inside the run directory (no '..'): each run keeps its own checkpoints"),
+        "checkpoint_dir": _checkpoint_dir,
         "max_restarts": lambda v: next(
             ((k, "expected one of preemption, timeout, node_failure") for k in v if k not in _CAUSES), None
         )
@@ -153,9 +239,7 @@ CHECKS: dict[type, dict[str, Callable[[Any], tuple[str, str] | None]]] = {
         else ("", "expected a target name (letters, digits, '.', '_', '-') or a mapping of Slurm options"),
     },
     SlurmOptions: {
-        "time": lambda v: None
-        if not isinstance(v, str) or SLURM_TIME_RE.match(v)
-        else ("", "expected minutes or a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
+        "time": _slurm_time,
         "mem": _pattern(SLURM_MEM_RE, "a Slurm memory size such as '4000', '16G' or '500M'"),
         "additional_parameters": _sbatch_options,
     },

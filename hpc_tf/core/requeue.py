@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 import msgspec
 
 CAUSES = ("preemption", "timeout", "node_failure")
-SIGNALS = ("USR2", "USR1", "URG", "XCPU", "PWR")  # USR2 by default: NCCL catches USR1 (nccl #704, submitit #1697)
 NO_PROGRESS_ATTEMPTS = 2
 # Slurm may send the --signal warning up to 60 s early, and checks limits about every 30 s (so up to ~30 s late):
 # a warning with less than lead + this much left is the time limit's.

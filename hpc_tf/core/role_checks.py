@@ -10,9 +10,9 @@ from typing import Any, Mapping
 from ..errors import Problem
 from .components import STEP_SEPARATOR, role_tasks
 from .records import HetSteps
-from .slurm_options import WHOLE_JOB_FIELDS
-from .spec import HETJOB_JOB_OPTIONS, ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
-from .validation import convert
+from .slurm_options import WHOLE_JOB_FIELDS, level, option_name
+from .spec import ROLE_NAMES, EstimatorSpec, RoleOptions, SlurmOptions
+from .validation import check_time_limit, convert
 
 # compute_target keys that describe the whole job: Slurm passes them from the first component to the others.
 JOB_LEVEL_KEYS = WHOLE_JOB_FIELDS  # time, account, qos, exclude, reservation
@@ -153,7 +153,7 @@ def _check_count(spec: EstimatorSpec, role: str, source: str | None) -> list[Pro
 
 
 def _asks_gpus(name: str, value: Any) -> bool:
-    option = name.replace("_", "-")
+    option = option_name(name)
     return "gpu" in option or (option.startswith(("gres", "tres")) and "gpu" in str(value).lower())
 
 
@@ -185,8 +185,9 @@ def _check_gpus(spec: EstimatorSpec, source: str | None) -> list[Problem]:
 
 def check_target(spec: EstimatorSpec, options: SlurmOptions, source: str | None) -> list[Problem]:
     """With roles the (resolved) compute_target holds the whole job's options and the roles' defaults: no GPUs, no
-    option sbatch would read for the first component alone, no --mem a later component would inherit unasked."""
-    problems = []
+    option sbatch would read for the first component alone (under any name sbatch reads as one), no --mem a later
+    component would inherit unasked, no warning at or over a named target's time limit."""
+    problems = check_time_limit(spec, options.time, source)
     if options.gpus_per_node is not None:
         message = (
             "with roles, GPUs are asked per role (roles.worker.gpus_per_node): a job-level gpus_per_node would "
@@ -194,7 +195,7 @@ def check_target(spec: EstimatorSpec, options: SlurmOptions, source: str | None)
         )
         problems.append(Problem("compute_target.gpus_per_node", message, options.gpus_per_node, source=source))
     for name, value in options.additional_parameters.items():
-        if name.replace("_", "-") not in HETJOB_JOB_OPTIONS:
+        if level(name) != "job":
             message = (
                 "with roles, sbatch would apply it to the first component only (the chief's): put it in "
                 "roles.<role>.additional_parameters of the roles that need it"

@@ -26,28 +26,24 @@ SLURM_TIME_RE = re.compile(
 SLURM_MEM_RE = re.compile(r"^\d+[KMGT]?B?$", re.I | re.ASCII)
 SBATCH_OPTION_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 DISTRIBUTED_BACKENDS = ("mpi", "ps", "multiworker")
-# Options hpc_tf sets itself; a target that sets them through additional_parameters would
-# silently change the job's layout or break the run directory.
-RESERVED_SBATCH_OPTIONS = frozenset(
+# The signal names sbatch 22.05 takes for --signal (src/common/proc_args.c, signals_mapping[] of sig_name2num; any
+# case, an optional SIG prefix, or a number): PWR is not one of them ("Invalid --signal specification").
+SBATCH_SIGNALS = (
+    *("HUP", "INT", "QUIT", "ABRT", "KILL", "ALRM", "TERM", "USR1"),
+    *("USR2", "URG", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "XCPU"),
+)
+# Those checkpoint_signal may name (EstimatorSpec's Literal below): the ones the task's runtime can own. USR2 by
+# default: NCCL catches USR1 (nccl #704, submitit #1697). Not KILL, STOP (cannot be caught); TERM, INT, CONT (Slurm's
+# own at a job's end and on scancel, which the runtime takes as the end); TSTP, TTIN, TTOU (they stop processes);
+# HUP, QUIT, ABRT, ALRM (programs the script starts take them for their own meaning).
+CHECKPOINT_SIGNALS = ("USR2", "USR1", "URG", "XCPU")
+# What the run directory itself holds (hpc_tf/rundir.py's layout; a test checks every RunDir path against it): a
+# checkpoint_dir inside one of them would be written over, or found already there (FileExistsError), or its files
+# would be the run's own (logs and records that change every attempt: the no-progress guard would never fire).
+RUN_DIR_ENTRIES = frozenset(
     {
-        "nodes",
-        "ntasks",
-        "ntasks-per-node",
-        "output",
-        "error",
-        "chdir",
-        "job-name",
-        "array",
-        "wrap",
-        "parsable",
-        "open-mode",
-        "no-requeue",
-        # aliases and neighbours that change the task layout every task computes its TF_CONFIG from
-        "tasks-per-node",
-        "ntasks-per-core",
-        "ntasks-per-socket",
-        "ntasks-per-gpu",
-        "distribution",
+        *("config.yaml", "job.json", "job.sh", "snapshot", "outputs", "work", "logs", "tasks", "metrics"),
+        *("policy.jsonl", "tensorboard", "environment.json", "status.json", ".submitit", ".status.lock", ".reserve"),
     }
 )
 # Per-role placement (`roles:`, a heterogeneous job): the roles in the order of the job's components and ranks.
@@ -152,7 +148,9 @@ class EstimatorSpec(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_dir: str = "checkpoints"  # inside the run directory; HPC_TF_CHECKPOINT_DIR
     requeue_on: list[Literal["preemption", "timeout", "node_failure"]] = []
     max_restarts: Annotated[int, Meta(ge=0, le=1000)] | dict[str, Annotated[int, Meta(ge=0, le=1000)]] = 3
-    checkpoint_signal: Literal["USR2", "USR1", "URG", "XCPU", "PWR"] = "USR2"
+    # CHECKPOINT_SIGNALS: names sbatch 22.05's --signal takes that the task's runtime can own (not PWR, which sbatch
+    # refuses: "Invalid --signal specification")
+    checkpoint_signal: Literal["USR2", "USR1", "URG", "XCPU"] = "USR2"
     checkpoint_lead_seconds: Annotated[int, Meta(ge=10, le=3600)] = 120
     # how often hpc_tf.keras.Checkpointing saves besides the warning: every epoch, or every N batches (a preemption or
     # a node failure without notice loses at most that much); HPC_TF_CHECKPOINT_EVERY for scripts of their own

@@ -11,7 +11,17 @@ import msgspec
 
 from ..errors import Problem
 from .field_checks import CHECKS
-from .spec import DISTRIBUTED_BACKENDS, MAX_NODES, MAX_TASKS_PER_NODE, EstimatorSpec, RoleOptions, SlurmOptions
+from .slurm_options import option_name, time_limit_seconds
+from .spec import (
+    CHECKPOINT_SIGNALS,
+    DISTRIBUTED_BACKENDS,
+    MAX_NODES,
+    MAX_TASKS_PER_NODE,
+    SBATCH_SIGNALS,
+    EstimatorSpec,
+    RoleOptions,
+    SlurmOptions,
+)
 from .tfcluster import MAX_TF_TASKS, PORT_HIGH, PORT_LOW
 
 S = TypeVar("S", EstimatorSpec, SlurmOptions, RoleOptions)
@@ -88,6 +98,14 @@ def _message(key: str, text: str) -> str:
         return (
             "unknown ps_mode; valid values: 'managed' (hpc_tf runs the ps/worker servers), "
             "'script' (your script runs on every task)"
+        )
+    if key == "checkpoint_signal":
+        allowed = ", ".join(repr(sig) for sig in CHECKPOINT_SIGNALS)
+        others = ", ".join(sig for sig in SBATCH_SIGNALS if sig not in CHECKPOINT_SIGNALS)
+        return (
+            f"valid values: {allowed} (USR2 is the default): of the signal names "
+            f"sbatch 22.05 takes for --signal, those the task's runtime can own ({others} mean something else to "
+            "Slurm, the shell or the programs a script starts; PWR sbatch refuses)"
         )
     if key == "checkpoint_every":
         return "valid values: 'epoch' (the default), or a number of batches from 1"
@@ -166,15 +184,23 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
                 )
             )
     target = given.get("compute_target")
-    if spec.requeue_on and isinstance(target, Mapping) and "requeue" in target.get("additional_parameters", {}):
+    params = target.get("additional_parameters") if isinstance(target, Mapping) else None
+    asked = (
+        [k for k in params if isinstance(k, str) and option_name(k) == "requeue"] if isinstance(params, Mapping) else []
+    )
+    if spec.requeue_on and asked:
         problems.append(
             Problem(
-                "requeue_on + compute_target.additional_parameters.requeue",
-                "give one: requeue_on says which causes requeue the run (and records each attempt)",
+                f"requeue_on + compute_target.additional_parameters.{asked[0]}",
+                "give one: requeue_on says which causes requeue the run (and records each attempt)"
+                + ("" if asked[0] == "requeue" else f"; sbatch reads {asked[0]!r} as --requeue"),
                 spec.requeue_on,
                 source=source,
             )
         )
+    problems += check_restarts(spec, source)
+    time = target.get("time") if isinstance(target, Mapping) else None
+    problems += check_time_limit(spec, time if isinstance(time, (str, int)) else None, source)
     if spec.requeue_on and backend not in REQUEUE_BACKENDS:
         problems.append(
             Problem(
@@ -241,6 +267,51 @@ def check_layout(spec: EstimatorSpec, given: Mapping[str, Any], source: str | No
         if not arg:
             problems.append(Problem(f"launcher_args[{i}]", "an argument cannot be empty", arg, source=source))
     return problems
+
+
+def check_restarts(spec: EstimatorSpec, source: str | None) -> list[Problem]:
+    """max_restarts per cause counts every cause of requeue_on: a cause it leaves out would never be requeued."""
+    if not isinstance(spec.max_restarts, dict):
+        return []
+    missing = [cause for cause in spec.requeue_on if cause not in spec.max_restarts]
+    if not missing:
+        return []
+    example = ", ".join(f"{cause}: 3" for cause in spec.requeue_on)
+    return [
+        Problem(
+            "max_restarts",
+            f"no count for {', '.join(missing)}, which requeue_on lists: that cause would never be requeued; give "
+            f"every cause of requeue_on its count ({{{example}}}), or one number for all causes",
+            spec.max_restarts,
+            source=source,
+        )
+    ]
+
+
+def check_time_limit(spec: EstimatorSpec, target_time: str | int | None, source: str | None) -> list[Problem]:
+    """Slurm's warning comes checkpoint_lead_seconds before the time limit (max_run_duration_seconds, else the
+    compute target's time): a lead at or over the limit warns as the job starts, and every attempt would save and
+    requeue at once. Only where the warning is asked (requeue_on with timeout or preemption)."""
+    if not ("timeout" in spec.requeue_on or "preemption" in spec.requeue_on):
+        return []
+    limit: int | None = spec.max_run_duration_seconds
+    key = "max_run_duration_seconds"
+    if limit is None:
+        key, limit = "compute_target.time", time_limit_seconds(target_time)
+    lead = spec.checkpoint_lead_seconds
+    if limit is None or limit <= 0 or lead < limit:  # (0 is no limit to Slurm; field_checks refuses both)
+        return []
+    shown = f"{limit} s" if key == "max_run_duration_seconds" else f"{target_time!r}, {limit} s"
+    return [
+        Problem(
+            f"checkpoint_lead_seconds + {key}",
+            f"a lead of {lead} s is not shorter than the job's time limit ({key}: {shown}): the warning "
+            "would come as the job starts and every attempt would end at once; give a lead shorter than the limit "
+            "(long enough to save), or a longer limit",
+            lead,
+            source=source,
+        )
+    ]
 
 
 def check_gpus(spec: EstimatorSpec, target_gpus: int | None, source: str | None) -> list[Problem]:
