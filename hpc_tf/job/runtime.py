@@ -2,10 +2,10 @@
 
 Given to the entry script, besides environment_variables: HPC_TF_RUN_DIR, HPC_TF_RUN_ID,
 HPC_TF_OUTPUTS_DIR, HPC_TF_RANK, HPC_TF_TENSORBOARD_DIR, and TF_CONFIG / CUDA_VISIBLE_DEVICES where
-they apply (a TF_CONFIG too long for the environment goes through a file, core.envsize). Every task,
-MPI ranks included, runs the entry script as a child (an MPI rank's child inherits the launcher's
-PMIx/Open MPI environment and is the MPI process), so each task's exit code is recorded. What a
-task's end means for the job is decided in `core.lifecycle`.
+they apply (a TF_CONFIG or a trial's HPC_TF_HPARAMS too long for the environment goes through a file,
+core.envsize). Every task, MPI ranks included, runs the entry script as a child (an MPI rank's child
+inherits the launcher's PMIx/Open MPI environment and is the MPI process), so each task's exit code is
+recorded. What a task's end means for the job is decided in `core.lifecycle`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Mapping
 import msgspec
 
 from ..core import transitions
-from ..core.envsize import TF_CONFIG_FILE, oversized, tf_config_in_env, too_long_text
+from ..core.envsize import FILE_VARIABLES, TF_CONFIG_FILE, oversized, tf_config_in_env, too_long_text
 from ..core.lifecycle import REQUEUE_EXIT_CODE, task_end
 from ..core.plan import managed_server, required_packages
 from ..core.records import FirstFailure, JobRecord, TaskRecord
@@ -64,7 +64,8 @@ def task_environment(
 def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank: int) -> dict[str, str]:
     """The entry script's environment: the job's, hpc_tf's defaults, the user's environment_variables, hpc_tf's own."""
     out = {**env, **job.default_env, **job.env}
-    out.pop(TF_CONFIG_FILE, None)  # only this task's own (task_environment), never one inherited
+    for name in FILE_VARIABLES:  # only this task's own (task_environment, trial_environment), never one inherited
+        out.pop(name, None)
     out.update(
         HPC_TF_RUN_DIR=str(run.path),
         HPC_TF_RUN_ID=run.run_id,
@@ -77,12 +78,14 @@ def child_environment(env: Mapping[str, str], job: JobRecord, run: RunDir, rank:
 
 
 def with_child_site(env: dict[str, str]) -> dict[str, str]:
-    """The task's environment with hpc_tf's sitecustomize first on PYTHONPATH where the script needs it: TF_CONFIG
-    comes through its file, or `import keras` is to give tf-keras. A TF_CONFIG from the file replaces any other."""
-    if TF_CONFIG_FILE in env:
-        env.pop("TF_CONFIG", None)
+    """The task's environment with hpc_tf's sitecustomize first on PYTHONPATH where the script needs it: TF_CONFIG or
+    HPC_TF_HPARAMS comes through its file, or `import keras` is to give tf-keras. A value from a file replaces any
+    other (one inherited from the job's environment)."""
+    through_file = [name for name in FILE_VARIABLES if name in env]
+    for name in through_file:
+        env.pop(FILE_VARIABLES[name], None)
     alias = env.get("HPC_TF_KERAS_ALIAS") == "1" and env.get("TF_USE_LEGACY_KERAS") == "1"
-    if alias or TF_CONFIG_FILE in env:
+    if alias or through_file:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHILD_SITE), env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -133,7 +136,7 @@ def run_task(run_dir: str | Path) -> int:
         slot = my_slot(ctx, slots, job.components)
         env = child_environment(os.environ, job, run, ctx.rank)
         env.update(task_environment(job, slots, slot, env, run))
-        env.update(trial_environment(job))
+        env.update(trial_environment(job, run))
         env.update(checkpoint_environment(run, job, ctx.restart_count))
         env = with_child_site(env)
         check_env_sizes(env, job)

@@ -49,12 +49,14 @@ def number(value: Any) -> float:
     """A logged value as a float (anything that is not a number counts as NaN: the worst a trial can report)."""
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         return math.nan
 
 
 def read_history(path: Path) -> list[float]:
-    """The primary-metric values of one trial, in interval order (a line being written is skipped)."""
+    """The primary-metric values of one trial, in interval order (a line being written is skipped; one that cannot
+    be read at all, nested too deep or a number of too many digits, is NaN: the worst a trial can report, as
+    `sweep status` counts it)."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -65,6 +67,8 @@ def read_history(path: Path) -> list[float]:
             values.append(number(json.loads(line)["value"]))
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
+        except (ValueError, RecursionError):
+            values.append(math.nan)
     return values
 
 

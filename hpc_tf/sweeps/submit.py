@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.util
 import os
+import shutil
 import sys
 from functools import partial
 from pathlib import Path
@@ -175,21 +176,32 @@ def submit_sweep(sub: SweepSubmission, settings: Settings) -> SweepDir:
     seed = sweep.seed if sweep.seed is not None else int.from_bytes(os.urandom(4), "big") % 2**31
     trials = draw_trials(sweep, seed) if sweep.sampling != "bayesian" else []
     size, tasks, source = limits()
+    # Everything that can be worked out is, before the directory exists: a value that cannot be written, a deadline
+    # past what a date can hold, a template that fails, leave no sweep directory behind.
+    record = new_record(sub, "", seed, size, python, tasks, source)
+    config_text = _config_text(sub)
+    job = job_record(spec, "", "slurm", python, in_job, settings.tf_config_env_max)
+    first = render_chunk(sub, settings, 0, record)
     try:
         sweep_dir = SweepDir.create(runs_dir, spec.experiment)
     except OSError as exc:
         raise SubmissionError(f"cannot create a sweep directory under {runs_dir}: {exc.strerror or exc}") from None
-    record = new_record(sub, sweep_dir.sweep_id, seed, size, python, tasks, source)
-    sweep_dir.logs.mkdir()
-    copy_snapshot(snap, sweep_dir.snapshot)
-    sweep_dir.write_trials(trials)
-    write_atomic(sweep_dir.config_yaml, _config_text(sub), SECRET_MODE, durable=False)
-    job = job_record(spec, sweep_dir.sweep_id, "slurm", python, in_job, settings.tf_config_env_max)
-    sweep_dir.write_job(job)
-    sweep_dir.write(record, durable=False)
+    try:
+        record = msgspec.structs.replace(record, sweep_id=sweep_dir.sweep_id)
+        sweep_dir.logs.mkdir()
+        copy_snapshot(snap, sweep_dir.snapshot)
+        sweep_dir.write_trials(trials)
+        write_atomic(sweep_dir.config_yaml, config_text, SECRET_MODE, durable=False)
+        sweep_dir.write_job(msgspec.structs.replace(job, run_id=sweep_dir.sweep_id))
+        sweep_dir.write(record, durable=False)
+    except BaseException as exc:  # nothing is queued yet: a half-made sweep would only mislead `sweep status`
+        shutil.rmtree(sweep_dir.path, ignore_errors=True)
+        if isinstance(exc, (OSError, UnicodeError)):
+            raise SubmissionError(f"cannot write the sweep directory {sweep_dir.path}: {exc}") from None
+        raise
     for k in range(len(record.chunks)):
         try:
-            script = render_chunk(sub, settings, k, record)
+            script = first if k == 0 else render_chunk(sub, settings, k, record)
             write_atomic(sweep_dir.script(k), script, durable=False)
             job_id = sbatch(sweep_dir.path, sweep_dir.submitit_folder, sweep_dir.script(k), script)
         except (HpcTfError, OSError) as exc:
@@ -222,11 +234,10 @@ def _failed(sweep_dir: SweepDir, record: SweepRecord, k: int, exc: BaseException
 
 
 def _config_text(sub: SweepSubmission) -> str:
-    import yaml
+    from ..config.strict_yaml import dump as dump_yaml
 
     resolved = msgspec.to_builtins(sub.spec)
     resolved[sub.sweep_key] = msgspec.to_builtins(sub.sweep)
     resolved["resolved"] = {"backend": sub.backend, "target": sub.target.name, "target_source": sub.target.source}
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text: str = yaml.dump(resolved, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    text = dump_yaml(resolved)
     return text

@@ -4,6 +4,10 @@ Every task of an array task's step runs `python -m hpc_tf.job SWEEP_DIR --trial-
 `N + SLURM_ARRAY_TASK_ID` is theirs. The task that wins the `mkdir` of `<sweep id>_<i>/` makes the run
 directory (hyperparameters from trials.jsonl, or asked of Optuna); the others wait for its job.json. A
 requeued task finds the directory made and reuses it: the same trial, the same hyperparameters.
+
+The entry script gets its hyperparameters as JSON in HPC_TF_HPARAMS; when that is too long for one environment
+string (core.envsize), in the trial's `tasks/hparams.json` instead, named by HPC_TF_HPARAMS_FILE, which the script's
+interpreter reads back into os.environ["HPC_TF_HPARAMS"] (job/child_site), as a too-long TF_CONFIG is passed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from ..core import transitions
+from ..core.envsize import HPARAMS, HPARAMS_FILE, MAX_ARG_STRLEN, fits_env
 from ..core.records import JobRecord, SweepRecord, TrialInfo
 from ..job.context import TaskSetupError
 from ..rundir import RESERVE_BYTES, RunDir, utc_now, write_atomic
@@ -25,6 +30,7 @@ from .core.arrays import trial_command
 from .sweepdir import SweepDir
 
 WAIT_FOR_TRIAL_SECONDS = 120.0
+HPARAMS_NAME = "hparams.json"  # in the trial's tasks/ folder, when HPC_TF_HPARAMS is too long for the environment
 
 
 def past_deadline(record: SweepRecord) -> bool:
@@ -134,18 +140,32 @@ def _trial_final(sweep: SweepDir, index: int) -> bool:
         return True
 
 
-def trial_environment(job: JobRecord) -> dict[str, str]:
-    """What a trial's entry script is told besides a run's variables: its sweep, number and hyperparameters."""
+def hparams_file(run: RunDir) -> Path:
+    """Where a trial's hyperparameters are when they are too long for the environment."""
+    return run.tasks_dir / HPARAMS_NAME
+
+
+def trial_environment(job: JobRecord, run: RunDir, limit: int = MAX_ARG_STRLEN) -> dict[str, str]:
+    """What a trial's entry script is told besides a run's variables: its sweep, number and hyperparameters (in
+    HPC_TF_HPARAMS, or past `limit` bytes in a file named by HPC_TF_HPARAMS_FILE; every task writes the same file,
+    atomically, so whichever task comes first the script finds it whole)."""
     if job.trial is None:
         return {}
     record = SweepDir(job.trial.sweep_dir).read()
-    return {
+    out = {
         "HPC_TF_SWEEP_DIR": job.trial.sweep_dir,
         "HPC_TF_SWEEP_ID": job.trial.sweep_id,
         "HPC_TF_TRIAL_INDEX": str(job.trial.index),
-        "HPC_TF_HPARAMS": json.dumps(job.trial.hyperparameters),
         "HPC_TF_PRIMARY_METRIC": record.primary_metric_name,
     }
+    text = json.dumps(job.trial.hyperparameters)
+    if fits_env(HPARAMS, text, limit):
+        return {**out, HPARAMS: text}
+    path = hparams_file(run)
+    if not path.is_file():
+        run.tasks_dir.mkdir(exist_ok=True)
+        write_atomic(path, text, durable=False)  # the script's input, also in job.json
+    return {**out, HPARAMS_FILE: str(path)}
 
 
 def trial_ended(run: RunDir, job: JobRecord, exit_code: int) -> None:

@@ -10,7 +10,8 @@ hpc_tf in it runs it too. The sitecustomize this file shadows, if any, is run af
    `os.environ` here, where TensorFlow reads it (TFConfigClusterResolver, the strategies), but not into the process's
    C environment: a program the script starts (`subprocess.run(["nvidia-smi"])`) would otherwise inherit the long
    string and fail to start with "Argument list too long". A Python program it starts comes through here again. A
-   TF_CONFIG already in the environment is left as it is (the runtime gives none alongside the file).
+   TF_CONFIG already in the environment is left as it is (the runtime gives none alongside the file). A sweep
+   trial's HPC_TF_HPARAMS too long for the environment comes the same way, as `HPC_TF_HPARAMS_FILE`.
 
 2. Keras, in distributed jobs that use tf-keras (`TF_USE_LEGACY_KERAS=1`, the default there) unless
    `HPC_TF_KERAS_ALIAS=0`. Why: next to TensorFlow 2.18, `tf.keras` is then tf-keras, but a plain `import keras` is
@@ -35,6 +36,7 @@ from types import ModuleType
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 TF_CONFIG_FILE = "HPC_TF_TF_CONFIG_FILE"  # hpc_tf.core.envsize.TF_CONFIG_FILE (this file imports nothing of hpc_tf)
+HPARAMS_FILE = "HPC_TF_HPARAMS_FILE"  # hpc_tf.core.envsize.HPARAMS_FILE
 ALIAS_TEXT = (
     "tf-keras (Keras 2) has no {name!r}, and `keras` is tf-keras here: hpc_tf makes `import keras` give tf-keras in "
     "distributed jobs (HPC_TF_KERAS_ALIAS=1 with TF_USE_LEGACY_KERAS=1). For Keras 3's {name}, set "
@@ -44,23 +46,24 @@ ALIAS_TEXT = (
 )
 
 
-def _tf_config_from_file() -> None:
-    """TF_CONFIG into os.environ only (see the module docstring); a file that cannot be read ends the program."""
-    path = os.environ.get(TF_CONFIG_FILE)
-    if not path or "TF_CONFIG" in os.environ:
+def _from_file(name: str, file_variable: str) -> None:
+    """`name` into os.environ only, from the file `file_variable` names (see the module docstring); a file that
+    cannot be read ends the program (training without its cluster or its hyperparameters would be wrong)."""
+    path = os.environ.get(file_variable)
+    if not path or name in os.environ:
         return
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-    except OSError as exc:  # training without its cluster would be wrong: stop before the script runs
-        sys.stderr.write(f"hpc_tf: cannot read TF_CONFIG from {TF_CONFIG_FILE}={path}: {exc}\n")
+    except OSError as exc:
+        sys.stderr.write(f"hpc_tf: cannot read {name} from {file_variable}={path}: {exc}\n")
         sys.stderr.flush()
         os._exit(2)
     data = getattr(os.environ, "_data", None)  # CPython's os.environ keeps its values here; putenv is separate
     if isinstance(data, dict):
-        data[os.environ.encodekey("TF_CONFIG")] = os.environ.encodevalue(text)
+        data[os.environ.encodekey(name)] = os.environ.encodevalue(text)
     else:
-        os.environ["TF_CONFIG"] = text
+        os.environ[name] = text
 
 
 class _KerasAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -115,7 +118,8 @@ def _missing_attribute(name: str) -> object:
     raise AttributeError(ALIAS_TEXT.format(name=f"keras.{name}"))
 
 
-_tf_config_from_file()
+_from_file("TF_CONFIG", TF_CONFIG_FILE)
+_from_file("HPC_TF_HPARAMS", HPARAMS_FILE)
 
 _wanted = os.environ.get("HPC_TF_KERAS_ALIAS") == "1" and os.environ.get("TF_USE_LEGACY_KERAS") == "1"
 if _wanted and "keras" not in sys.modules and importlib.util.find_spec("tf_keras") is not None:

@@ -14,7 +14,8 @@ import math
 import re
 from typing import Any, Callable, Mapping
 
-from .fields import UNSAFE_CHARS, Problems
+from .bounds import draw_problem
+from .fields import UNSAFE_CHARS, Problems, is_unicode
 from .spec import EXPR_KINDS, ParamExpr, Scalar
 
 ARGS: dict[str, tuple[str, ...]] = {
@@ -30,8 +31,14 @@ FLAG_RE = re.compile(r"-{1,2}[A-Za-z0-9][A-Za-z0-9_.-]*")  # whole name (fullmat
 MAX_PARAMETERS = 100
 MAX_CHOICES = 10_000  # values of one choice (a range included)
 MAX_TEXT = 10_000  # characters of one call string
-MAX_LOG = 709.0  # exp(709.78) is the largest float: a log-space bound above this would overflow
+MAX_UPPER = 2**63  # randint draws int64 values (what Optuna and numpy take)
+MAX_INT_BITS = 13_000  # about 3,900 digits: str() refuses an int of over 4,300 (sys.get_int_max_str_digits)
 FORMS = "a call string such as 'choice(16, 32)' or 'loguniform(-6, -1)', or a mapping {type: ..., ...}"
+CUT = (
+    "; it looks cut at a comma: in YAML's flow syntax ({...} or [...]) a comma ends an unquoted value, so quote "
+    "the whole expression, e.g. {--a: 'choice(1, 2)'}"
+)
+FRAGMENT = re.compile(rf"\s*({'|'.join(EXPR_KINDS)})\s*\(")  # a value starting like a call of an expression
 
 
 class _NotLiteral(Exception):
@@ -103,7 +110,8 @@ def _call(text: str, key: str, problems: Problems) -> dict[str, Any] | None:
         tree = None
     node = tree.body if tree is not None else None
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXPR_KINDS):
-        problems.add(key, f"must be a call of one of {kinds} with literal arguments, e.g. 'choice(16, 32)'", text)
+        hint = CUT if tree is None and text.count("(") > text.count(")") else ""
+        problems.add(key, f"must be a call of one of {kinds} with literal arguments, e.g. 'choice(16, 32)'{hint}", text)
         return None
     kind, names = node.func.id, ARGS[node.func.id]
     try:
@@ -143,13 +151,20 @@ def _literal(node: ast.expr, sequence: bool) -> Any:
         if bounds[-1] == 0 and len(bounds) == 3:
             raise _NotLiteral("range's step cannot be 0")
         span = range(*bounds)
-        if len(span) > MAX_CHOICES:
-            raise _NotLiteral(f"a choice takes at most {MAX_CHOICES} values (the range has {len(span)})")
+        count = _range_length(span)  # len() of a range past sys.maxsize raises OverflowError
+        if count > MAX_CHOICES:
+            raise _NotLiteral(f"a choice takes at most {MAX_CHOICES} values (the range has {count})")
         return list(span)
     shown = _shown(node)
     hint = " (a string must be quoted)" if isinstance(node, ast.Name) else ""
     allowed = "numbers, quoted strings, True/False" + (", one list or range(...)" if sequence else "")
     raise _NotLiteral(f"arguments must be literals ({allowed}){hint}; {shown!r} is not")
+
+
+def _range_length(span: range) -> int:
+    """How many values a range has, in Python ints (no limit)."""
+    step = span.step
+    return max(0, (span.stop - span.start + step - (1 if step > 0 else -1)) // step)
 
 
 def _shown(node: ast.expr) -> str:
@@ -179,10 +194,17 @@ def _build(data: Mapping[Any, Any], key: str, problems: Problems, sub: bool) -> 
     if len(problems.found) > before:
         return None
     if kind == "choice":
-        values = _choice(data["values"], where("values"), problems)
+        values = _choice(data["values"], where("values"), problems, from_yaml=sub)
         return None if values is None else ParamExpr(kind="choice", values=values)
     if kind == "randint":
         upper = problems.integer(data["upper"], where("upper"), 1, extra=" (randint(upper) draws 0 … upper-1)")
+        if upper is not None and upper > MAX_UPPER:
+            problems.add(
+                where("upper"),
+                "randint's upper is at most 2**63: its values are int64 (what Optuna and numpy take)",
+                upper,
+            )
+            return None
         return None if upper is None else ParamExpr(kind="randint", upper=upper)
     got = {n: problems.number(data[n], where(n), positive=n in ("sigma", "q"), what=f" ({n})") for n in names}
     if any(v is None for v in got.values()):
@@ -191,26 +213,27 @@ def _build(data: Mapping[Any, Any], key: str, problems: Problems, sub: bool) -> 
 
 
 def _ranged(kind: str, got: dict[str, Any], where: Callable[[str], str], problems: Problems) -> ParamExpr | None:
-    """The bound checks of the continuous kinds (numbers already checked finite, sigma and q > 0)."""
+    """The bound checks of the continuous kinds (numbers already checked finite, sigma and q > 0): an ordered
+    range, and draws that stay finite and quantized (`bounds`)."""
     q = got.get("q")
+    if "min_value" in got and got["min_value"] >= got["max_value"]:
+        low = got["min_value"]
+        problems.add(where("max_value"), f"max_value must be greater than min_value ({low:g})", got["max_value"])
+        return None
+    found = draw_problem(kind, got)
+    if found is not None:
+        name, why = found
+        problems.add(where(name), why, got[name])
+        return None
     if "mu" in got:
         return ParamExpr(kind=kind, mu=got["mu"], sigma=got["sigma"], q=q)  # type: ignore[arg-type]
-    low, high = got["min_value"], got["max_value"]
-    if low >= high:
-        problems.add(where("max_value"), f"max_value must be greater than min_value ({low:g})", high)
-        return None
-    if "log" in kind and high > MAX_LOG:
-        problems.add(
-            where("max_value"),
-            f"{kind} bounds are in log space (exp(max_value)); at most {MAX_LOG:g}, e.g. loguniform(-6, -1)",
-            high,
-        )
-        return None
-    return ParamExpr(kind=kind, low=low, high=high, q=q)  # type: ignore[arg-type]
+    return ParamExpr(kind=kind, low=got["min_value"], high=got["max_value"], q=q)  # type: ignore[arg-type]
 
 
-def _choice(raw: Any, key: str, problems: Problems) -> tuple[Scalar, ...] | None:
-    """Distinct scalar values (1 and 1.0 are the same value; True and 1 are not)."""
+def _choice(raw: Any, key: str, problems: Problems, from_yaml: bool = False) -> tuple[Scalar, ...] | None:
+    """Distinct scalar values (1 and 1.0 are the same value; True and 1 are not), whose flag texts differ too: a
+    trial's value reaches the script as `str(value)`, so 1 and '1' would be one argv (a grid would run it twice).
+    `from_yaml`: the object form, where a YAML flow list may have split a call string at its commas."""
     if not isinstance(raw, (list, tuple)) or not raw:
         problems.add(key, "choice needs a non-empty list of values (strings, numbers, true/false)", raw)
         return None
@@ -218,24 +241,50 @@ def _choice(raw: Any, key: str, problems: Problems) -> tuple[Scalar, ...] | None
         problems.add(key, f"a choice takes at most {MAX_CHOICES} values (got {len(raw)})")
         return None
     seen: set[tuple[str, Any]] = set()
+    texts: dict[str, Any] = {}
     for value in raw:
-        if isinstance(value, str):
-            bad = "a newline, carriage return or NUL byte" if any(c in value for c in UNSAFE_CHARS) else ""
-            marker: tuple[str, Any] = ("s", value)
-        elif isinstance(value, bool):
-            bad, marker = "", ("b", value)
-        elif isinstance(value, (int, float)):
-            bad = "a number that is not finite" if isinstance(value, float) and not math.isfinite(value) else ""
-            marker = ("n", value)
-        else:
-            bad, marker = "a value that is not a string, number or true/false", ("x", id(value))
+        bad, marker = _bad_value(value, from_yaml)
         if not bad and marker in seen:
             bad = "a duplicate"
         if bad:
             problems.add(key, f"choice values must be distinct strings, finite numbers or true/false; {bad}", value)
             return None
+        text = str(value)
+        if text in texts:
+            problems.add(
+                key,
+                f"choice values {texts[text]!r} and {value!r} both reach the script as the text {text!r} (a flag's "
+                "value is passed as text): give only one of them",
+                value,
+            )
+            return None
         seen.add(marker)
+        texts[text] = value
     return tuple(raw)
+
+
+def _bad_value(value: Any, from_yaml: bool) -> tuple[str, tuple[str, Any]]:
+    """(what is wrong with one choice value or "", its identity for the duplicate check)."""
+    if isinstance(value, str):
+        if any(c in value for c in UNSAFE_CHARS):
+            return "a newline, carriage return or NUL byte", ("s", value)
+        if not is_unicode(value):
+            return "text that is not valid Unicode (a lone surrogate such as \\ud800)", ("s", value)
+        if from_yaml and FRAGMENT.match(value) and value.count("(") != value.count(")"):
+            return (
+                "this looks like a call string that YAML split at its commas (in a flow list [...] a comma "
+                "separates values): list the values themselves, values: [1, 2], or give the whole expression "
+                "quoted instead of the mapping, e.g. --a: 'choice(1, 2)'"
+            ), ("s", value)
+        return "", ("s", value)
+    if isinstance(value, bool):
+        return "", ("b", value)
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        return "an integer too long to pass as text", ("n", value)
+    if isinstance(value, (int, float)):
+        finite = not isinstance(value, float) or math.isfinite(value)
+        return ("" if finite else "a number that is not finite"), ("n", value)
+    return "a value that is not a string, number or true/false", ("x", id(value))
 
 
 def expr_to_raw(expr: ParamExpr) -> dict[str, Any]:

@@ -59,11 +59,24 @@ class Problems:
         return None
 
     def text(self, value: Any, key: str, what: str) -> str | None:
-        """A non-blank string without a newline, carriage return or NUL byte."""
+        """A non-blank string without a newline, carriage return or NUL byte, and valid Unicode (it is written to
+        sweep.json and given to every trial: a lone surrogate cannot be encoded)."""
         if isinstance(value, str) and value.strip() and not any(c in value for c in UNSAFE_CHARS):
-            return value
+            if is_unicode(value):
+                return value
+            self.add(key, f"must be valid Unicode text, not a lone surrogate ({what})", value)
+            return None
         self.add(key, f"must be a non-empty string without a newline ({what})", value)
         return None
+
+
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (YAML's "\\ud800" gives a lone surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def as_float(value: Any) -> float | None:

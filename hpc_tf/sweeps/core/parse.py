@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import msgspec
 
 from ...errors import Problem
+from .budget import check_space, check_sweep
 from .exprs import check_kinds, expr_to_raw, parse_space
 from .fields import Problems, normalized
 from .policy_parse import parse_policy
@@ -23,6 +24,7 @@ from .spec import GOALS, SAMPLINGS, SweepSpec
 MAX_TOTAL_RUNS = 100_000
 MAX_SEED = 2**32 - 1  # what numpy (Optuna's samplers) accepts
 DEFAULT_MINUTES = 10080
+MAX_MINUTES = 5_256_000  # ten years: the deadline (submit time + this) must be a date Python can write
 V1_KEYS = (
     "hyperparameter_sampling",
     "primary_metric_name",
@@ -74,7 +76,8 @@ def parse_sweep(raw: Any, key: str, source: str | None) -> tuple[SweepSpec | Non
         max_duration_minutes=minutes if minutes is not None else DEFAULT_MINUTES,
         policy=policy,
     )
-    return spec, []
+    check_sweep(spec, total[1] if total is not None else f"{key}.max_total_runs", runs, problems)
+    return (None, problems.found) if problems.found else (spec, [])
 
 
 def _resolve(data: Mapping[Any, Any], key: str, problems: Problems) -> dict[str, tuple[Any, str]]:
@@ -143,8 +146,17 @@ def _minutes(given: dict[str, tuple[Any, str]], problems: Problems) -> int | Non
         return None
     if path.endswith(".timeout"):
         seconds = problems.number(value, path, positive=True, what=" (seconds)")
+        if seconds is not None and seconds > MAX_MINUTES * 60:
+            problems.add(
+                path, f"must be at most {MAX_MINUTES * 60} seconds (ten years): the deadline must be a date", value
+            )
+            return None
         return None if seconds is None else max(1, math.ceil(seconds / 60))
-    return problems.integer(value, path, 1, extra=" (minutes)")
+    minutes = problems.integer(value, path, 1, extra=" (minutes)")
+    if minutes is not None and minutes > MAX_MINUTES:
+        problems.add(path, f"must be at most {MAX_MINUTES} minutes (ten years): the deadline must be a date", value)
+        return None
+    return minutes
 
 
 def _sampling(data: Mapping[Any, Any], key: str, problems: Problems) -> tuple[str | None, int | None, Any]:
@@ -182,6 +194,8 @@ def _sampling(data: Mapping[Any, Any], key: str, problems: Problems) -> tuple[st
     parsed = parse_space(space, space_path, problems)
     if parsed is not None and kind is not None:
         check_kinds(parsed, kind, space_path, problems)
+    if parsed is not None:
+        check_space(parsed, space_path, problems)
     return kind, seed, parsed
 
 

@@ -45,8 +45,14 @@ def throttled(record: SweepRecord, max_concurrent_runs: int) -> SweepRecord:
 
 
 def past_deadline(record: SweepRecord, now: _dt.datetime) -> bool:
-    """Whether the sweep's max_duration_minutes has passed at `now` (timezone-aware)."""
-    return bool(record.deadline) and now >= _dt.datetime.fromisoformat(record.deadline or "")
+    """Whether the sweep's max_duration_minutes has passed at `now` (timezone-aware). A damaged deadline (not a
+    timestamp, no time zone) is never passed: trials must not die of it; `sweep status` names it."""
+    if not record.deadline:
+        return False
+    try:
+        return now >= _dt.datetime.fromisoformat(record.deadline)
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def task_of(chunks: list[ArrayChunk], index: int) -> str | None:
