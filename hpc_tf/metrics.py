@@ -97,11 +97,15 @@ def read_metrics(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     """name → points (value, step, rank, time) from every rank's metrics file, then stdout scraping."""
     found: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(run.metrics_dir.glob("rank-*.jsonl")):
-        for line in path.read_text(errors="replace").splitlines():
+        try:  # a regular file only: a FIFO would never answer, a directory is no metrics file
+            text = path.read_text(errors="replace") if path.is_file() else ""
+        except OSError:
+            continue
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line being written right now
+            except (ValueError, RecursionError):  # being written now; or damaged (too deep, too many digits)
+                continue
             if not isinstance(record, dict) or "name" not in record:
                 continue
             found.setdefault(record.pop("name"), []).append(record)

@@ -26,6 +26,7 @@ import datetime as _dt
 import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -41,6 +42,8 @@ SECRET_MODE = 0o600  # files that may hold environment_variables values: the use
 # written for lack of space: a job that fills the disk still gets its exit code and final state recorded.
 RESERVE_BYTES = 64 * 1024  # ~16 blocks: the status and task records of a run, with room to rewrite them
 LOCK_TIMEOUT_SECONDS = 30.0
+# The most a record file (status.json, job.json, a task's record, sweep.json) is read of: far more than any holds
+MAX_RECORD_BYTES = 64 * 2**20
 
 
 def utc_now() -> str:
@@ -114,16 +117,43 @@ def encode(record: msgspec.Struct) -> bytes:
 
 
 def claim_new_dir(parent: Path, what: str) -> Path:
-    """A new directory under `parent` named by a fresh id (a run's or a sweep's): mkdir is the atomic claim."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        path = parent / new_run_id()
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
+    """A new directory under `parent` named by a fresh id (a run's or a sweep's): mkdir is the atomic claim.
+
+    `parent` (the experiment's folder) must be a real directory: a link planted there would send every new run
+    elsewhere, so it is refused (an OSError saying so). The claim is made through a descriptor of the folder
+    opened without following links, so the folder checked is the folder written to."""
+    parent.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir()
+    except FileExistsError:
+        pass
+    fd = _open_real_dir(parent)
+    try:
+        for _ in range(100):
+            name = new_run_id()
+            try:
+                os.mkdir(name, dir_fd=fd)
+            except FileExistsError:
+                continue
+            return parent / name
+    finally:
+        os.close(fd)
     raise RunError(f"could not create a unique {what} directory under {parent}")
+
+
+def _open_real_dir(folder: Path) -> int:
+    """A descriptor of `folder`, which must be a directory and not a symbolic link."""
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if not folder.is_symlink():
+            raise
+        target = os.readlink(folder)
+        raise OSError(
+            exc.errno or errno.ELOOP,
+            f"{folder} is a symbolic link (to {target}): runs are only created in a real directory "
+            "(remove the link, or give its target as --runs-dir)",
+        ) from None
 
 
 class RunDir:
@@ -208,7 +238,8 @@ class RunDir:
 
     def logged_ranks(self) -> list[int]:
         """Ranks that have written logs, in rank order."""
-        return sorted(int(p.stem.split("-")[1]) for p in self.logs.glob("rank-*.out") if p.stem.split("-")[1].isdigit())
+        found = (p.stem.split("-", 1)[1] for p in self.logs.glob("rank-*.out"))
+        return sorted(int(tail) for tail in found if tail.isascii() and tail.isdigit())
 
     def task_record_path(self, rank: int) -> Path:
         return self.tasks_dir / f"rank-{rank}.json"
@@ -247,7 +278,11 @@ class RunDir:
 
     def read_status(self) -> RunStatus:
         """status.json; a run whose status is not written yet reads as a fresh PENDING record."""
-        if not self.exists():
+        try:
+            present = self.exists()
+        except OSError as exc:  # the folder cannot be searched (another user's, mode 000)
+            raise RunError(f"cannot read {self.status_json}: {exc.strerror or exc}") from None
+        if not present:
             return RunStatus(run_id=self.run_id, experiment=self.experiment)
         return _read(self.status_json, RunStatus)
 
@@ -297,16 +332,45 @@ def _locked(path: Path, timeout: float) -> Iterator[None]:
 
 
 def _read(path: Path, kind: type[T]) -> T:
-    """A record file as its struct; a damaged or unreadable file is a RunError naming it and what is wrong."""
+    """A record file as its struct; a damaged or unreadable file is a RunError naming it and what is wrong.
+
+    Only a regular file is read (a FIFO would block the reader forever, a device never end), and at most
+    MAX_RECORD_BYTES of it; a document nested too deep for the decoder is damaged like any other."""
+    data = read_bounded(path)
     try:
-        data = path.read_bytes()
+        return msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        what = "empty" if not data.strip() else f"damaged ({exc})"
+        raise RunError(f"{path} is {what}") from None
+    except RecursionError:
+        raise RunError(f"{path} is damaged (nested too deeply to read)") from None
+
+
+def read_bounded(path: Path) -> bytes:
+    """A record file's bytes (at most MAX_RECORD_BYTES, of a regular file only); a RunError naming it otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         what = "a link to nothing" if path.is_symlink() else "missing"
         raise RunError(f"{path} is {what}") from None
     except OSError as exc:
         raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        return msgspec.json.decode(data, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-        what = "empty" if not data.strip() else f"damaged ({exc})"
-        raise RunError(f"{path} is {what}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RunError(f"{path} is not a regular file ({file_kind(mode)})")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_RECORD_BYTES:
+        raise RunError(f"{path} is damaged (over {MAX_RECORD_BYTES // 2**20} MiB, far more than a record holds)")
+    return data
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words (for messages)."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a device")

@@ -84,10 +84,10 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
                 [{**status_dict(s), "run_dir": str(r.run_dir), "elapsed_seconds": elapsed_seconds(s)} for r, s in pairs]
             )
         )
-        return 0
+        return _say_unlisted(settings, args.experiment)
     if not pairs:
         print(f"no runs under {settings.runs_dir}")
-        return 0
+        return _say_unlisted(settings, args.experiment)
     print(f"{'RUN':24} {'EXPERIMENT':18} {'STATE':16} {'EXIT':>4} {'JOB':>10} {'BACKEND':7} {'ELAPSED':>8}")
     for r, s in _grouped(pairs):
         indent = "  " if s.sweep else ""
@@ -101,6 +101,16 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"hpc_tf: {note}", file=sys.stderr)
     for r, s in damaged:
         print(f"hpc_tf: {r.run_dir}: {s.message}", file=sys.stderr)
+    return _say_unlisted(settings, args.experiment)
+
+
+def _say_unlisted(settings: Settings, experiment: str | None) -> int:
+    """Experiment folders that cannot be listed, on stderr (a damaged folder is said, never fatal): exit 0."""
+    from ..runs.follow import unlisted
+
+    sys.stdout.flush()
+    for text in unlisted(settings, experiment):
+        print(f"hpc_tf: {text}", file=sys.stderr)
     return 0
 
 
@@ -190,15 +200,14 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     run = _run(args, settings)
     follower = LogFollower(run.dir, sys.stdout, sys.stderr, all_ranks=args.all, rank=args.rank)
     follower.pump()
-    if not args.follow:
-        return 0
-    gc.enable()  # a long wait (hpc_tf/__main__.py turned it off for short commands)
-    watcher = Watcher(settings)
-    while not watcher.poll([run])[0].final:
-        time.sleep(0.2)
+    if args.follow:
+        gc.enable()  # a long wait (hpc_tf/__main__.py turned it off for short commands)
+        watcher = Watcher(settings)
+        while not watcher.poll([run])[0].final:
+            time.sleep(0.2)
+            follower.pump()
         follower.pump()
-    follower.pump()
-    return 0
+    return 1 if follower.problems else 0  # a log that is there but cannot be read (said on stderr)
 
 
 def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,8 +251,15 @@ def wait_and_report(run: Run, json_info: dict[str, Any] | None, show_output: boo
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 once the scheduler was asked to end the job; a run that already ended (or has no job yet) is an
+    error naming its state (exit 1: nothing was sent)."""
+    from ..errors import RunError
+    from ..runs.follow import cancel_refusal, usable_status
+
     run = _run(args, settings)
-    run.cancel()
+    if not run.cancel():  # read again: the reason is the status that made cancel() send nothing
+        why = cancel_refusal(usable_status(run.dir)) or "had no job yet"
+        raise RunError(f"run {run.run_id} {why}: nothing to cancel")
     print(f"hpc_tf: cancellation requested for run {run.run_id}", file=sys.stderr)
     return 0
 

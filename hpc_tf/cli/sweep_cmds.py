@@ -2,6 +2,11 @@
 
 SWEEP is a sweep directory, a sweep id, or a unique prefix of one under the runs directory. A sweep is
 submitted with `python -m hpc_tf submit CONFIG` when CONFIG has a `hyperdrive:` (or `sweep:`) block.
+
+Damaged records (a trial's status.json or metrics, the sweep's deadline or trial count, a stray folder) affect
+their own line only: the trial is marked (state DAMAGED, or `DAMAGED` after its row), each reason goes to
+stderr as `hpc_tf: ...` (and into `damaged` with --json), and the exit status is what it would be otherwise:
+status 0; wait 0 once the sweep is COMPLETED, else 1; best 0 with the best of the undamaged trials.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 from .text import json_line
 
 if TYPE_CHECKING:
@@ -60,14 +65,29 @@ def _status(sweep: SweepRun, args: argparse.Namespace) -> int:
     status = sweep.status()
     if args.json:
         print(json_line(msgspec.to_builtins(status)))
+        _say_damage(status)
         return 0
     _print_summary(status)
     for t in status.trials:
         metric = "-" if t.metric is None else f"{t.metric:.6g}"
         flags = " ".join(f"{k} {v}" for k, v in t.hyperparameters.items())
         stop = f"  stopped at {t.early_stop.interval}: {t.early_stop.rule}" if t.early_stop else ""
-        print(f"  {t.index:>5} {t.state:16} {t.job_id or '-':>12} {metric:>12} {len(t.history):>4}  {flags}{stop}")
+        mark = "  DAMAGED" if t.damaged and t.state != "DAMAGED" else ""
+        print(
+            f"  {t.index:>5} {t.state:16} {t.job_id or '-':>12} {metric:>12} {len(t.history):>4}  {flags}{stop}{mark}"
+        )
+    _say_damage(status)
     return 0
+
+
+def _say_damage(status: SweepStatus) -> None:
+    """Each damaged record's reason on stderr, as `runs` does (stdout only marks them)."""
+    sys.stdout.flush()
+    for text in status.damaged:
+        print(f"hpc_tf: {text}", file=sys.stderr)
+    for t in status.trials:
+        if t.damaged:
+            print(f"hpc_tf: trial {t.index} ({t.trial_id}) damaged: {t.damaged}", file=sys.stderr)
 
 
 def _print_summary(status: SweepStatus) -> None:
@@ -93,6 +113,7 @@ def _wait(sweep: SweepRun, args: argparse.Namespace) -> int:
     else:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items()))
         print(f"hpc_tf: sweep {status.sweep_id} {status.state} [{counts}]", file=sys.stderr)
+    _say_damage(status)
     return 0 if status.state == "COMPLETED" else 1
 
 
@@ -100,6 +121,7 @@ def _best(sweep: SweepRun, args: argparse.Namespace) -> int:
     from ..sweeps.run import best_trial
 
     status = sweep.status()
+    _say_damage(status)
     best = best_trial(status, not args.exclude_failed, not args.exclude_canceled)
     if best is None:
         raise UsageError(f"no trial of sweep {sweep.sweep_id} has logged {status.primary_metric_name!r} yet")
@@ -158,7 +180,12 @@ def _recheck(sweep: SweepRun, args: argparse.Namespace) -> int:
     """Recompute every recorded policy decision from the recorded inputs; exit 1 if any differs."""
     from ..sweeps.early_stop import recheck
 
-    rows = recheck(sweep.dir.path)
+    try:
+        rows = recheck(sweep.dir.path)
+    except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:  # a damaged trial's files
+        raise RunError(
+            f"sweep {sweep.sweep_id}: a policy.jsonl or primary.jsonl cannot be rechecked: {exc!r:.300}"
+        ) from None
     differ = [(t, rec, new) for t, rec, new in rows if rec != msgspec.to_builtins(new)]
     if args.json:
         print(json_line({"decisions": len(rows), "differ": [t for t, _, _ in differ]}))

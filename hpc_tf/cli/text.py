@@ -34,19 +34,26 @@ def duration(seconds: float | None) -> str:
 
 
 def elapsed_seconds(status: RunStatus) -> float | None:
-    """Start to end (or to now while running)."""
+    """Start to end (or to now while running); None when either time is not a timestamp with a time zone
+    (`runs.follow.status_problem` marks such a run DAMAGED: one line never stops a listing)."""
     start = _parse(status.start_time)
     if start is None:
         return None
-    end = _parse(status.end_time) or _dt.datetime.now(_dt.timezone.utc)
-    return max(0.0, (end - start).total_seconds())
+    end = _parse(status.end_time) if status.end_time else _dt.datetime.now(_dt.timezone.utc)
+    if end is None:
+        return None
+    try:
+        return max(0.0, (end - start).total_seconds())
+    except OverflowError:
+        return None
 
 
 def _parse(stamp: str | None) -> _dt.datetime | None:
     try:
-        return _dt.datetime.fromisoformat(stamp) if stamp else None
+        parsed = _dt.datetime.fromisoformat(stamp) if stamp else None
     except ValueError:
         return None
+    return parsed if parsed is not None and parsed.utcoffset() is not None else None
 
 
 def status_dict(record: msgspec.Struct) -> dict[str, Any]:
@@ -57,5 +64,11 @@ def status_dict(record: msgspec.Struct) -> dict[str, Any]:
 
 def json_line(data: Any) -> str:
     """What --json prints: one line of JSON, through msgspec (loaded already; the json module would add ~1.5 ms
-    of imports to every command)."""
-    return msgspec.json.encode(data).decode()
+    of imports to every command). Text msgspec cannot encode (a lone surrogate: a path of undecodable bytes, as
+    os.fsdecode gives it) goes through the json module, as a \\udcxx escape."""
+    try:
+        return msgspec.json.encode(data).decode()
+    except UnicodeEncodeError:
+        import json
+
+        return json.dumps(data)

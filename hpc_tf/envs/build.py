@@ -113,7 +113,15 @@ def ensure(root: Path, request: EnvRequest, timeout: float = 3600, tool: str = "
 
 
 def _touch(path: Path) -> dict[str, Any]:
-    record = json.loads((path / COMPLETE).read_text())
+    try:
+        record = json.loads((path / COMPLETE).read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as exc:
+        raise EnvBuildError(
+            f"the cached environment {path} is damaged ({path / COMPLETE}: {exc}): "
+            f"remove it with `python -m hpc_tf env prune --key {path.name}` and submit again"
+        ) from None
     os.utime(path / COMPLETE)  # "last used", for `hpc_tf env prune`
     return record
 

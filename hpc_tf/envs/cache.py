@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import msgspec
+
+from ..core.records import EnvRequest
+from ..errors import RunError
+from ..rundir import read_bounded
 from .build import COMPLETE
 
 
+class _Marker(msgspec.Struct):
+    """What `env list` uses of an environment's `.hpc_tf-env.json` (written by build._build)."""
+
+    key: str
+    tool: str = ""
+    request: EnvRequest | None = None
+
+
 def list_envs(root: Path) -> list[dict[str, Any]]:
-    """The cached environments, most recently used first."""
+    """The cached environments, most recently used first. An environment is named by its folder, never by what
+    its record says (a record cannot point `prune` elsewhere); a record that cannot be read or does not match
+    its folder is listed with `damaged` saying why (its packages are then not known)."""
     out = []
     for marker in root.glob(f"*/{COMPLETE}"):
-        record = json.loads(marker.read_text())
-        record["last_used"] = marker.stat().st_mtime
-        record["size_bytes"] = sum(
-            f.stat().st_size for f in marker.parent.rglob("*") if f.is_file() and not f.is_symlink()
-        )
-        out.append(record)
+        folder = marker.parent
+        record, damaged = _read_marker(marker)
+        try:
+            used = marker.stat().st_mtime
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+        except OSError as exc:
+            used, size, damaged = 0.0, 0, damaged or f"cannot read {folder}: {exc.strerror or exc}"
+        if damaged:
+            # `env list` shows the packages: there, the reason (what the folder holds is not known)
+            packages = [f"(DAMAGED: {damaged})"]
+            record = {"path": str(folder), "tool": "?", "request": {"packages": packages}, "damaged": damaged}
+        out.append({**record, "key": folder.name, "last_used": used, "size_bytes": size})
     return sorted(out, key=lambda r: -r["last_used"])
+
+
+def _read_marker(marker: Path) -> tuple[dict[str, Any], str]:
+    """The record as JSON data, and what is wrong with it ("" when nothing)."""
+    try:
+        data = read_bounded(marker)
+        checked = msgspec.json.decode(data, type=_Marker)
+        record: dict[str, Any] = msgspec.json.decode(data)
+    except RunError as exc:
+        return {}, str(exc)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        return {}, f"{marker} is damaged ({exc if not isinstance(exc, RecursionError) else 'nested too deeply'})"
+    if checked.key != marker.parent.name:
+        return {}, f"{marker} names environment {checked.key!r:.80}, not its folder's"
+    if checked.request is None:
+        return {}, f"{marker} has no request (what the environment was built from)"
+    return record, ""
 
 
 def prune(root: Path, older_than_days: float | None, keys: Sequence[str] = ()) -> list[str]:

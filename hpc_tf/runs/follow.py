@@ -9,12 +9,14 @@ LOST verdict, which the scheduler's next answer about the job revises).
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
-from ..backends import Backend, get_backend
+from ..backends import BACKEND_NAMES, Backend, get_backend
 from ..core import transitions
 from ..core.answers import Answer, NoAnswer
 from ..core.records import LOST, RunStatus, TaskRecord
@@ -23,7 +25,10 @@ from ..rundir import RunDir, utc_now
 from ..settings import Settings
 from .logs import LogFollower
 
-DAMAGED = "DAMAGED"  # shown for a run directory whose status.json cannot be read (never written)
+DAMAGED = "DAMAGED"  # shown for a run directory whose status.json cannot be read or used (never written)
+# The backends a recorded job can be asked about (`auto` is a choice made at submit time, never recorded)
+JOB_BACKENDS = tuple(name for name in BACKEND_NAMES if name != "auto")
+TIMESTAMPS = ("submit_time", "start_time", "end_time", "scheduler_unreachable_since")
 
 
 class Run:
@@ -32,7 +37,11 @@ class Run:
     def __init__(self, run_dir: RunDir | str | Path, settings: Settings | None = None) -> None:
         self.dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.settings = settings or Settings.from_env()
-        if not self.dir.exists():
+        try:
+            present = self.dir.exists()
+        except OSError:  # a folder that cannot be searched: kept, and status() says why it cannot be read
+            present = True
+        if not present:
             raise RunError(f"not a run directory (no status.json): {self.dir.path}")
 
     @classmethod
@@ -64,10 +73,14 @@ class Run:
         """Each task's record (rank, role, index, host, exit code, ...), in rank order."""
         return self.dir.read_tasks()
 
-    def cancel(self) -> None:
-        status = self.dir.read_status()
-        if status.job_id and not status.final:
-            get_backend(status.backend, self.settings).cancel(status.job_id)
+    def cancel(self) -> bool:
+        """Ask the scheduler to end the job; False when nothing was sent: the run already ended (its state is
+        final) or has no job yet (see `cancel_refusal`). A status.json that cannot be used is a RunError."""
+        status = usable_status(self.dir)
+        if cancel_refusal(status):
+            return False
+        get_backend(status.backend, self.settings).cancel(status.job_id or "")
+        return True
 
     # ------------------------------------------------------------------ files
     def stderr_tail(self, lines: int = 20) -> str:
@@ -230,18 +243,80 @@ class Watcher:
 
 
 def _merge(run: RunDir, answer: Answer) -> RunStatus:
-    """The scheduler's answer merged under the status lock (a run that became final meanwhile stays as it is)."""
+    """The scheduler's answer merged under the status lock (a run that became final meanwhile stays as it is);
+    a status that became unusable meanwhile is left as it is and shown DAMAGED."""
+
+    def observe(status: RunStatus) -> RunStatus:
+        problem = status_problem(status)
+        if problem:
+            raise RunError(f"{run.status_json}: {problem}")
+        return transitions.observed(status, answer, utc_now())
+
     try:
-        return run.transition(lambda s: transitions.observed(s, answer, utc_now()))
-    except (RunError, OSError) as exc:
+        return run.transition(observe)
+    except (RunError, OSError, ValueError, TypeError, OverflowError) as exc:
         return damaged_status(run, str(exc))
 
 
 def read_status_or_damaged(run: RunDir) -> RunStatus:
+    """status.json, or a DAMAGED status saying why it cannot be read or used: one damaged run directory
+    affects its own line only."""
     try:
-        return run.read_status()
-    except RunError as exc:
+        return usable_status(run)
+    except (RunError, OSError) as exc:
         return damaged_status(run, str(exc))
+
+
+def usable_status(run: RunDir) -> RunStatus:
+    """status.json, checked beyond its types (`status_problem`); a RunError naming the file otherwise."""
+    status = run.read_status()
+    problem = status_problem(status)
+    if problem:
+        raise RunError(f"{run.status_json}: {problem}")
+    return status
+
+
+def status_problem(status: RunStatus) -> str:
+    """What makes a status.json that decodes unusable, or "": a timestamp that is not ISO 8601 with a time
+    zone (times are compared), a job to ask about with no backend that can answer, an exit code no process
+    can have. hpc_tf writes none of these: such a file was edited or damaged."""
+    for name in TIMESTAMPS:
+        problem = timestamp_problem(getattr(status, name))
+        if problem:
+            return f"{name} {problem}"
+    asked = status.job_id and (not status.final or status.state == LOST)
+    if asked and status.backend not in JOB_BACKENDS:
+        known = ", ".join(JOB_BACKENDS)
+        return f"backend {status.backend!r} is not one of {known}: job {status.job_id} cannot be asked about"
+    if status.exit_code is not None and not -(2**31) <= status.exit_code < 2**31:
+        return "exit_code is out of range for an exit status"
+    return ""
+
+
+def timestamp_problem(stamp: str | None) -> str:
+    """What is wrong with a recorded timestamp (None: not recorded), or ""."""
+    if stamp is None:
+        return ""
+    shown = repr(stamp) if len(stamp) <= 60 else repr(stamp[:60]) + f"... ({len(stamp)} characters)"
+    try:
+        parsed = _dt.datetime.fromisoformat(stamp)
+        if parsed.utcoffset() is None:
+            return f"{shown} has no time zone"
+        parsed.astimezone(_dt.timezone.utc)
+    except ValueError:
+        return f"{shown} is not an ISO 8601 timestamp"
+    except OverflowError:
+        return f"{shown} is out of range (in UTC)"
+    return ""
+
+
+def cancel_refusal(status: RunStatus) -> str:
+    """Why cancelling this run sends nothing (it ended, or has no job yet), or ""."""
+    if status.final:
+        return f"already ended ({status.state}" + (f" at {status.end_time})" if status.end_time else ")")
+    if not status.job_id:
+        return f"has no job yet (state {status.state})"
+    return ""
 
 
 def damaged_status(run: RunDir, message: str) -> RunStatus:
@@ -251,7 +326,7 @@ def damaged_status(run: RunDir, message: str) -> RunStatus:
 
 def find_run(text: str, settings: Settings) -> Run:
     """A run directory, a run id, or a unique prefix of a run id under the runs directory."""
-    if text and RunDir(text).exists():
+    if text and _is_run_dir(Path(text)):
         return Run(text, settings)
     root = settings.runs_dir
     matches = sorted(root.glob(f"*/{text}*/status.json")) if text and root.is_dir() and "/" not in text else []
@@ -278,5 +353,33 @@ def list_runs(settings: Settings, experiment: str | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     pattern = f"{experiment}/*" if experiment else "*/*"
-    dirs = [d for d in root.glob(pattern) if RunDir(d).exists()]
+    dirs = [d for d in root.glob(pattern) if _is_run_dir(d)]
     return [Run(d, settings) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
+
+
+def unlisted(settings: Settings, experiment: str | None = None) -> list[str]:
+    """Experiment folders whose runs `list_runs` cannot see (they cannot be listed), each with the reason:
+    said by `runs`, so that a folder of another user's is not taken for having no runs."""
+    root = settings.runs_dir
+    folders = [root / experiment] if experiment else (sorted(root.iterdir()) if root.is_dir() else [])
+    out = []
+    for folder in folders:
+        try:
+            if folder.is_dir() and not folder.is_symlink():
+                with os.scandir(folder):
+                    pass
+        except OSError as exc:
+            out.append(f"cannot list the runs in {folder}: {exc.strerror or exc}")
+    return out
+
+
+def _is_run_dir(path: Path) -> bool:
+    """Whether `path` is a run directory; a folder that cannot be searched (another user's, mode 000) counts
+    as one, so that it is listed DAMAGED with the reason instead of breaking the listing or vanishing."""
+    try:
+        return RunDir(path).exists()
+    except OSError:
+        try:
+            return path.is_dir()
+        except OSError:
+            return False

@@ -20,6 +20,7 @@ from ..errors import ConfigError, Problem
 IGNORE_FILE = ".hpctfignore"
 ALWAYS_IGNORED = [".git/", "__pycache__/", "*.pyc", "outputs/", ".ipynb_checkpoints/", ".hpc_tf_runs/"]
 DEFAULT_MAX_MB = 300
+MAX_IGNORE_BYTES = 2**20  # like a config file: far more than any list of patterns
 
 
 class SnapshotPlan(msgspec.Struct, frozen=True):
@@ -78,8 +79,18 @@ def _ignore_spec(source: Path) -> Any:
         return _BuiltinIgnores()
     import pathspec
 
-    patterns = list(ALWAYS_IGNORED) + ignore_file.read_text(encoding="utf-8").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(patterns)
+    try:
+        if ignore_file.stat().st_size > MAX_IGNORE_BYTES:
+            raise ValueError(f"over {MAX_IGNORE_BYTES // 2**20} MiB")
+        patterns = list(ALWAYS_IGNORED) + ignore_file.read_text(encoding="utf-8").splitlines()
+        return pathspec.GitIgnoreSpec.from_lines(patterns)
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start}); it holds gitignore patterns, one a line"
+    except OSError as exc:
+        why = f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:  # pathspec's own errors (a pattern it refuses) are ValueErrors
+        why = f"cannot be used ({exc})"
+    raise ConfigError([Problem("source_directory", f"{ignore_file}: {why}", str(source))])
 
 
 def _too_big_message(plan: SnapshotPlan, max_bytes: int) -> str:

@@ -4,11 +4,17 @@ A sweep's status costs one scheduler query per poll, whatever its size: every ta
 about at once (`SlurmBackend.array_tasks`). Trials that have a run directory get the answer merged into
 their status.json as any run does; trials that never started are reported from the scheduler's answer.
 `max_duration_minutes` is enforced here too: a status asked after the sweep's deadline cancels what is left.
+
+A damaged record affects its own line only: a trial whose status.json cannot be used is DAMAGED with the
+reason (`TrialView.damaged`, also set for a damaged line of its primary metric), and what is wrong with the
+sweep's own records (a `deadline` that is not a timestamp, a `trial_count` its arrays do not hold, a folder
+named like a trial that is none) is listed in `SweepStatus.damaged`; every other trial is shown as usual.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import time
 from pathlib import Path
@@ -20,12 +26,14 @@ from ..core import transitions
 from ..core.answers import JobState, NoAnswer
 from ..core.records import EARLY_TERMINATED, TERMINAL_STATES, EarlyStop, SweepRecord
 from ..errors import RunError, SubmissionError
-from ..rundir import RunDir, utc_now
-from ..runs.follow import Run, read_status_or_damaged
+from ..rundir import RunDir, read_bounded, utc_now
+from ..runs.follow import DAMAGED, Run, read_status_or_damaged, timestamp_problem
 from ..settings import Settings
 from .core import transitions as st
-from .early_stop import read_history
-from .sweepdir import SweepDir, find_sweep
+from .core.parse import MAX_TOTAL_RUNS
+from .core.spec import GOALS
+from .early_stop import number
+from .sweepdir import SweepDir, find_sweep, trial_index
 
 NOT_SUBMITTED = "NOT_SUBMITTED"
 
@@ -43,6 +51,7 @@ class TrialView(msgspec.Struct, frozen=True, kw_only=True):
     metric: float | None = None  # the last primary-metric value the trial logged
     early_stop: EarlyStop | None = None
     run_dir: str | None = None
+    damaged: str = ""  # what is wrong with its records ("" when nothing); left out of `best`
 
 
 class SweepStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +68,7 @@ class SweepStatus(msgspec.Struct, frozen=True, kw_only=True):
     stopped: str = ""
     message: str = ""
     scheduler_error: str = ""
+    damaged: list[str] = []  # what is wrong with the sweep's own records (each trial's: TrialView.damaged)
 
 
 class SweepRun:
@@ -99,14 +109,44 @@ class SweepRun:
         """Every trial's state, from one scheduler query (none once every trial is final)."""
         record = self.record()
         runs = self.dir.trial_dirs()  # listed once: the query and the views share it
-        views = self._views(record, self._ask(record, runs), runs)
+        indexes, damaged = self._checked(record, runs)
+        views = self._views(record, indexes, self._ask(record, len(indexes), runs), runs)
         if record.sampling == "bayesian":
             self._fail_stale_optuna_trials(record, views)
-        late = not record.stopped and st.past_deadline(record, _dt.datetime.now(_dt.timezone.utc))
+        deadline_ok = not timestamp_problem(record.deadline)
+        late = deadline_ok and not record.stopped and st.past_deadline(record, _dt.datetime.now(_dt.timezone.utc))
         if late and not all(v.final for v in views):
             self.cancel(f"max_duration_minutes ({record.max_duration_minutes}) reached")
             record = self.record()
-        return summarise(record, views, self._error)
+        return summarise(record, views, self._error, damaged)
+
+    def _checked(self, record: SweepRecord, runs: list[RunDir]) -> tuple[range | list[int], list[str]]:
+        """The trial numbers to show, and what is wrong with the sweep's own records. `trial_count` is read
+        from disk, so it is believed only when its arrays hold as many trials (never more than a sweep can
+        have); otherwise the arrays' own count, or else the trials that have a directory, are shown."""
+        where = self.dir.sweep_json
+        why = timestamp_problem(record.deadline)
+        damaged = [f"{where}: deadline {why}: max_duration_minutes is not enforced here"] if why else []
+        if record.primary_metric_goal not in GOALS:
+            damaged.append(
+                f"{where}: primary_metric_goal {record.primary_metric_goal!r} is not one of {', '.join(GOALS)}"
+            )
+        held = _chunk_total(record)
+        indexes: range | list[int] = range(record.trial_count)
+        if not (1 <= record.trial_count <= MAX_TOTAL_RUNS and held in (None, record.trial_count)):
+            count = _count_text(record.trial_count)
+            if held is not None:
+                indexes = range(held)
+                damaged.append(f"{where}: trial_count {count} is not what its arrays hold ({held}): showing {held}")
+            else:
+                indexes = sorted(trial_index(self.sweep_id, run.run_id) or 0 for run in runs)
+                damaged.append(f"{where}: trial_count {count} is not possible: showing the trials that have a folder")
+        shown = set(indexes)
+        for run in runs:
+            if trial_index(self.sweep_id, run.run_id) not in shown:
+                damaged.append(f"{run.path}: beyond the sweep's {len(indexes)} trials (not shown)")
+        damaged += [f"{path}: named like a trial of this sweep but is none (not shown)" for path in self.dir.strays()]
+        return indexes, damaged
 
     def _fail_stale_optuna_trials(self, record: SweepRecord, views: list[TrialView]) -> None:
         """A trial whose job was killed before it told Optuna stays RUNNING there: the run's status decides."""
@@ -119,11 +159,11 @@ class SweepRun:
         final = {v.index for v in views if v.final}
         fail_stale(self.dir.path, record.sweep_id, lambda index: index in final)
 
-    def _ask(self, record: SweepRecord, runs: list[RunDir]) -> dict[str, JobState]:
+    def _ask(self, record: SweepRecord, count: int, runs: list[RunDir]) -> dict[str, JobState]:
         """One query for every task of the sweep's arrays; none once every trial started and ended."""
         self._error = ""
         ids = st.submitted_ids(record.chunks)
-        every_trial_ended = len(runs) >= record.trial_count and all(read_status_or_damaged(r).final for r in runs)
+        every_trial_ended = len(runs) >= count and all(read_status_or_damaged(r).final for r in runs)
         if not ids or every_trial_ended:
             return {}
         answer = self.backend().array_tasks(ids)
@@ -133,9 +173,11 @@ class SweepRun:
         found: dict[str, JobState] = answer
         return found
 
-    def _views(self, record: SweepRecord, tasks: dict[str, JobState], runs: list[RunDir]) -> list[TrialView]:
-        dirs = {int(run.run_id.rsplit("_", 1)[1]): run for run in runs}
-        return [self._view(record, i, dirs.get(i), tasks) for i in range(record.trial_count)]
+    def _views(
+        self, record: SweepRecord, indexes: range | list[int], tasks: dict[str, JobState], runs: list[RunDir]
+    ) -> list[TrialView]:
+        dirs = {trial_index(self.sweep_id, run.run_id): run for run in runs}
+        return [self._view(record, i, dirs.get(i), tasks) for i in indexes]
 
     def _view(self, record: SweepRecord, index: int, run: RunDir | None, tasks: dict[str, JobState]) -> TrialView:
         task = st.task_of(record.chunks, index)
@@ -150,7 +192,7 @@ class SweepRun:
                 status = run.transition(lambda s: transitions.observed(s, seen, utc_now()))
             except (RunError, OSError):
                 pass
-        history = read_history(run.primary_metric_file)
+        history, bad_metric = read_checked_history(run.primary_metric_file)
         try:
             hyperparameters = run.read_job().trial.hyperparameters  # type: ignore[union-attr]
         except (RunError, AttributeError):
@@ -166,6 +208,7 @@ class SweepRun:
             metric=history[-1] if history and math.isfinite(history[-1]) else None,
             early_stop=status.early_stop,
             run_dir=str(run.path),
+            damaged="; ".join(why for why in (status.message if status.state == DAMAGED else "", bad_metric) if why),
         )
 
     # ------------------------------------------------------------------ waiting, results
@@ -235,7 +278,9 @@ def _unstarted_state(record: SweepRecord, seen: JobState | None, task: str | Non
     return seen.state
 
 
-def summarise(record: SweepRecord, views: list[TrialView], error: str = "") -> SweepStatus:
+def summarise(
+    record: SweepRecord, views: list[TrialView], error: str = "", damaged: list[str] | None = None
+) -> SweepStatus:
     counts: dict[str, int] = {}
     for view in views:
         counts[view.state] = counts.get(view.state, 0) + 1
@@ -262,18 +307,75 @@ def summarise(record: SweepRecord, views: list[TrialView], error: str = "") -> S
         stopped=record.stopped,
         message=record.message,
         scheduler_error=error,
+        damaged=damaged or [],
     )
 
 
 def best_trial(status: SweepStatus, include_failed: bool = True, include_canceled: bool = True) -> TrialView | None:
-    """The best trial by its last primary-metric value; ties go to the lower trial number."""
+    """The best trial by its last primary-metric value; ties go to the lower trial number. A damaged trial is
+    left out (what it logged or how it ended is not known); a goal that is neither is a RunError."""
+    if status.primary_metric_goal not in GOALS:
+        raise RunError(
+            f"sweep {status.sweep_id}: primary_metric_goal {status.primary_metric_goal!r} is not one of "
+            f"{', '.join(GOALS)} (sweep.json is damaged): no best trial"
+        )
     left_out: set[str] = set()
     if not include_failed:
         left_out |= TERMINAL_STATES - {"COMPLETED", "CANCELLED"}
     if not include_canceled:
         left_out |= {"CANCELLED", EARLY_TERMINATED}
-    scored = [v for v in status.trials if v.metric is not None and v.state not in left_out]
+    scored = [v for v in status.trials if v.metric is not None and v.state not in left_out and not v.damaged]
     if not scored:
         return None
     sign = 1.0 if status.primary_metric_goal == "maximize" else -1.0
     return max(scored, key=lambda v: (sign * (v.metric or 0.0), -v.index))
+
+
+def _chunk_total(record: SweepRecord) -> int | None:
+    """How many trials the sweep's arrays hold, when they are consecutive from trial 0 and within what a sweep
+    can have (None when they do not say: no arrays, or damaged ones)."""
+    total = 0
+    for chunk in record.chunks:
+        if chunk.offset != total or not 1 <= chunk.count <= MAX_TOTAL_RUNS:
+            return None
+        total += chunk.count
+    return total if 1 <= total <= MAX_TOTAL_RUNS else None
+
+
+def _count_text(count: int) -> str:
+    return str(count) if count.bit_length() < 64 else f"<an integer of {count.bit_length()} bits>"
+
+
+def read_checked_history(path: Path) -> tuple[list[float], str]:
+    """A trial's primary-metric values as `early_stop.read_history` reads them (a line that is not JSON is
+    skipped: it is being written; a value that is not a number is NaN), and what is damaged in the file ("" if
+    nothing): a line read_history cannot read at all (nested too deep, a number too long or too large for a
+    float) counts as NaN here, the worst a trial can report, and is named. Only a regular file is read."""
+    try:
+        if not (path.exists() or path.is_symlink()):
+            return [], ""
+        text = read_bounded(path).decode("utf-8", errors="replace")
+    except (RunError, OSError) as exc:
+        return [], str(exc)
+    values: list[float] = []
+    bad: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            value = json.loads(line)["value"]
+            if isinstance(value, int) and not isinstance(value, bool):
+                float(value)  # OverflowError for an integer too large for a float: counted NaN, and named
+            values.append(number(value))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+        except (ValueError, RecursionError, OverflowError) as exc:
+            values.append(math.nan)
+            bad.append(f"line {n} ({_unreadable(exc)})")
+    return values, f"{path}: {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}" if bad else ""
+
+
+def _unreadable(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(exc, OverflowError):
+        return "a number too large for a float"
+    return "a number too long to read"

@@ -16,6 +16,7 @@ Trial i is an ordinary run directory beside it, `<runs dir>/<experiment>/<sweep_
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -69,14 +70,20 @@ class SweepDir:
         return RunDir(self.path.parent / trial_run_id(self.sweep_id, index))
 
     def trial_dirs(self) -> list[RunDir]:
-        """The trials that have a run directory, in trial order."""
-        prefix = f"{self.sweep_id}_"
-        found = []
-        for path in self.path.parent.glob(f"{self.sweep_id}_*"):
-            tail = path.name[len(prefix) :]
-            if tail.isdigit():
-                found.append((int(tail), RunDir(path)))
+        """The trials that have a run directory, in trial order (see `trial_index`; `strays` has the others)."""
+        found: list[tuple[int, RunDir]] = []
+        for path in self._named_like_trials():
+            index = trial_index(self.sweep_id, path.name)
+            if index is not None:
+                found.append((index, RunDir(path)))
         return [run for _, run in sorted(found, key=lambda pair: pair[0])]
+
+    def strays(self) -> list[Path]:
+        """Entries named `<sweep id>_...` that are no trial's directory (`<sweep id>_²`, `_07`, `_x`)."""
+        return sorted(p for p in self._named_like_trials() if trial_index(self.sweep_id, p.name) is None)
+
+    def _named_like_trials(self) -> list[Path]:
+        return list(self.path.parent.glob(f"{glob.escape(self.sweep_id)}_*"))
 
     def exists(self) -> bool:
         return self.sweep_json.is_file()
@@ -128,11 +135,25 @@ class SweepDir:
         return _locked(self.path / f".{name}.lock", timeout)
 
 
+def trial_index(sweep_id: str, name: str) -> int | None:
+    """The trial number of a folder named `<sweep id>_<n>` (core.arrays.trial_run_id), or None: `n` is
+    written in ASCII digits without leading zeros, so `_²` (a digit to str.isdigit, not to int) or `_07`
+    never pass for a trial, and no two folders are the same trial."""
+    tail = name[len(sweep_id) + 1 :] if name.startswith(f"{sweep_id}_") else ""
+    if not (tail.isascii() and tail.isdigit()) or (len(tail) > 1 and tail[0] == "0") or len(tail) > 9:
+        return None
+    return int(tail)
+
+
 def find_sweep(text: str, runs_dir: Path) -> SweepDir:
     """A sweep from its directory, its id, or a unique prefix of its id under the runs directory."""
     from ..errors import UsageError
 
-    if text and SweepDir(text).exists():
+    try:
+        given = bool(text) and SweepDir(text).exists()
+    except OSError as exc:  # a folder that cannot be searched
+        raise RunError(f"cannot read {text}: {exc.strerror or exc}") from None
+    if given:
         return SweepDir(text)
     matches = sorted(runs_dir.glob(f"*/{text}*/sweep.json")) if text and "/" not in text and runs_dir.is_dir() else []
     exact = [m for m in matches if m.parent.name == text]
