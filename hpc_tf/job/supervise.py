@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable
 
 from ..core.lifecycle import shell_code
 from ..rundir import RunDir
+from . import orphans
 
 STOP_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.25
@@ -53,9 +55,13 @@ def supervise(
     Slurm signals the step's whole process group, so the child gets a signal with the runtime, which only
     records it and stays alive to write the end. Open MPI's daemons signal only the process they started
     (the runtime): under mpirun (`forward_signals`) the runtime passes the signal on to the child.
+    What the script detached from its group (`setsid`) gets a cancel's or time limit's signal from the runtime,
+    is killed orphans.KILL_AFTER_SECONDS later, and is ended with the script (job.orphans).
     Returns (exit code as a shell reports it, stopped by `stop_when`, signals the runtime received)."""
     received: list[str] = []
     child: list[subprocess.Popen[bytes]] = []
+    kill_escaped_at: list[float] = []
+    orphans.become_subreaper()
 
     def note_signal(signum: int, _frame: object) -> None:
         received.append(signal.Signals(signum).name)
@@ -63,6 +69,9 @@ def supervise(
             on_signal(signum)
         if forward_signals and child and child[0].poll() is None:
             child[0].send_signal(signum)
+        if signum in (signal.SIGTERM, signal.SIGINT) and child:
+            orphans.signal_all(orphans.escaped(exclude=child[0].pid), signum)
+            kill_escaped_at[:] = [time.monotonic() + orphans.KILL_AFTER_SECONDS]
 
     for sig in {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, *ignore_in_child}:
         signal.signal(sig, note_signal)
@@ -90,12 +99,20 @@ def supervise(
         stopped = False
         while True:
             try:
-                returncode = proc.wait(timeout=POLL_SECONDS if stop_when else None)
+                returncode = proc.wait(timeout=POLL_SECONDS)
                 break
             except subprocess.TimeoutExpired:
                 if not stopped and stop_when is not None and stop_when():
                     stopped = True
                     stop(proc)
+                if kill_escaped_at and time.monotonic() >= kill_escaped_at[0]:
+                    orphans.signal_all(orphans.escaped(exclude=proc.pid), signal.SIGKILL)
+                    kill_escaped_at.clear()
+        left = orphans.end_all()  # the script's status is collected: reaping orphans cannot take it
+        if left:
+            err.write(
+                f"hpc_tf: ended {len(left)} process(es) the entry script left running: {', '.join(left)}\n".encode()
+            )
     return shell_code(returncode), stopped, received
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from .._version import __version__
 from ..core.plan import ScriptPlan
+from ..errors import UsageError
 
 TEMPLATE_NAMES = {"slurm": "slurm.sh.j2", "local": "local.sh.j2"}
 _SBATCH_PLAIN = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
@@ -117,6 +118,25 @@ def render_script(plan: ScriptPlan, site_dir: str | None = None, cache_dir: str 
 
 
 def _render(plan: ScriptPlan, site_dir: str | None, cache_dir: str | None) -> str:
+    """The script from the templates; a site template that cannot be read or rendered is the site's error, named
+    with its file and line (exit 2), never a traceback."""
+    import jinja2
+
+    try:
+        return _render_with(plan, site_dir, cache_dir)
+    except (jinja2.TemplateError, UnicodeDecodeError, OSError, TypeError, ValueError) as exc:
+        if not site_dir and isinstance(exc, (TypeError, ValueError)):
+            raise  # the shipped templates misused: hpc_tf's own bug, with its traceback
+        where = getattr(exc, "filename", None) or TEMPLATE_NAMES[plan.backend]
+        line = getattr(exc, "lineno", None)
+        origin = f"HPC_TF_TEMPLATE_DIR={site_dir}" if site_dir else "the shipped templates"
+        raise UsageError(
+            f"the job script template {where}{f', line {line}' if line else ''} ({origin}) cannot be used: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _render_with(plan: ScriptPlan, site_dir: str | None, cache_dir: str | None) -> str:
     template = _environment(site_dir, cache_dir).get_template(TEMPLATE_NAMES[plan.backend])
     return str(
         template.render(

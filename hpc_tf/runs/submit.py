@@ -149,8 +149,7 @@ def _write_run(
     run: RunDir, sub: Submission, snap: SnapshotPlan, job: JobRecord, env_record: dict[str, object] | None
 ) -> None:
     """Every file of the run directory the job needs, before anything is queued."""
-    import yaml
-
+    from ..config.strict_yaml import dump as dump_yaml
     from .snapshot import copy_snapshot
 
     for folder in (run.logs, run.outputs):
@@ -170,8 +169,7 @@ def _write_run(
         "target_source": sub.target.source,
         "target_options": msgspec.to_builtins(sub.target.options),
     }
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when PyYAML has it: ~10x faster
-    config_text = yaml.dump(resolved, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    config_text = dump_yaml(resolved)
     write_atomic(run.config_yaml, config_text, SECRET_MODE, durable=False)
     run.write_job(job)
     if env_record is not None:
