@@ -31,6 +31,7 @@ from .spec import (
 )
 
 _CAUSES = ("preemption", "timeout", "node_failure")
+NAME_MAX, PATH_MAX = 255, 4096  # bytes of one file name and of a path (linux/limits.h): mkdir's ENAMETOOLONG past them
 
 # Field checks: each returns (sub-key, message) for the first bad entry, or None. They run after the type check.
 
@@ -193,6 +194,14 @@ def _checkpoint_dir(value: str) -> tuple[str, str] | None:
         return "", (
             f"{parts[0]!r} is the run directory's own: give checkpoints a folder of their own, such as "
             f"'checkpoints' (the run directory holds {', '.join(sorted(RUN_DIR_ENTRIES))})"
+        )
+    # the task's runtime makes the folder (mkdir): a name or path no Linux filesystem takes would fail every task
+    longest = max(len(p.encode("utf-8", "surrogatepass")) for p in parts)
+    if longest > NAME_MAX or len(value.encode("utf-8", "surrogatepass")) >= PATH_MAX:
+        return "", (
+            f"too long for a folder ({longest} bytes in one name, {len(value.encode('utf-8', 'surrogatepass'))} in "
+            f"all): Linux takes at most {NAME_MAX} bytes in a name and fewer than {PATH_MAX} in a path, so the job "
+            "could not make its checkpoint folder"
         )
     return None
 

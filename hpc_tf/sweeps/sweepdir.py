@@ -123,7 +123,10 @@ class SweepDir:
         if not self.trials_jsonl.exists():
             return []
         out = []
-        for line in self.trials_jsonl.read_text().splitlines():
+        # lines end at "\n" alone: msgspec writes U+0085, U+2028 and U+2029 of a choice value as they are (JSON allows
+        # them in a string), and str.splitlines() would cut the line there
+        lines = self.trials_jsonl.read_text(encoding="utf-8").split("\n")
+        for line in lines[:-1] if lines[-1] == "" else lines:
             try:
                 out.append(json.loads(line)["hyperparameters"])
             except (json.JSONDecodeError, KeyError, TypeError):
