@@ -6,10 +6,13 @@ metric in rank 0's stdout when it comes from `metric_patterns` (the runtime appl
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable
 
 from ..core.records import JobRecord
 from ..rundir import RunDir
+
+WORKER_GRACE_SECONDS = 5.0  # a multiworker worker's time to end by itself after the chief
 
 
 class Scraper:
@@ -45,7 +48,8 @@ def stop_condition(run: RunDir, job: JobRecord, rank: int, attempt: int = 0) -> 
     """What makes the runtime stop this task's entry script (None: nothing, wait for it)."""
     checks: list[Callable[[], bool]] = []
     if rank != 0 and job.distributed_backend in ("ps", "multiworker"):
-        checks.append(run.lead_exit(attempt).exists)
+        grace = WORKER_GRACE_SECONDS if job.distributed_backend == "multiworker" else 0.0
+        checks.append(_lead_ended(run, attempt, grace))
     if job.trial is not None:
         if rank != 0:
             checks.append(run.early_stop_file.exists)
@@ -57,6 +61,20 @@ def stop_condition(run: RunDir, job: JobRecord, rank: int, attempt: int = 0) -> 
     if not checks:
         return None
     return lambda: any(check() for check in checks)
+
+
+def _lead_ended(run: RunDir, attempt: int, grace: float) -> Callable[[], bool]:
+    """The chief's end, seen `grace` seconds ago: a parameter server never ends by itself (grace 0), but a
+    multiworker worker that started later than the chief may still be writing its outputs when the chief ends;
+    it is stopped only if it has not ended `grace` seconds after (timed here: the nodes' clocks may differ)."""
+    seen: list[float] = []
+
+    def check() -> bool:
+        if not seen and run.lead_exit(attempt).exists():
+            seen.append(time.monotonic())
+        return bool(seen) and time.monotonic() - seen[0] >= grace
+
+    return check
 
 
 def _primary_metric(job: JobRecord) -> str:
