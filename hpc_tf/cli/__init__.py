@@ -8,6 +8,7 @@ error object on stdout too.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from types import ModuleType
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..settings import Settings
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    _undecodable_as_bytes(sys.stdout)
     modules = _command_modules(argv)
     args = _parser(modules, _command(argv)).parse_args(argv)
     commands = {name: cmd for module in modules for name, cmd in module.COMMANDS.items()}
@@ -99,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (`| head`) went away: not an error worth a traceback
         _quiet_stdout()
         return 1
+
+
+def _undecodable_as_bytes(stream: Any) -> None:
+    """A path of bytes that are not UTF-8 (os.fsdecode gives them as \\udc80-\\udcff) is printed as those bytes, as
+    ls prints it, instead of failing with UnicodeEncodeError: stdout's `strict` (a UTF-8 terminal's) becomes
+    `surrogateescape`. Any other lone surrogate still cannot be written (validation refuses them in configs)."""
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        stream.reconfigure(errors="surrogateescape")
 
 
 def _quiet_stdout() -> None:

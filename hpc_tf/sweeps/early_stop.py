@@ -23,7 +23,8 @@ import msgspec
 
 from ..core import transitions
 from ..core.records import EarlyStop, SweepRecord
-from ..rundir import RunDir, utc_now, write_atomic
+from ..errors import RunError
+from ..rundir import RunDir, read_bounded, utc_now, write_atomic
 from .core.policies import Decision, decide, eligible
 from .core.spec import PolicySpec
 from .sweepdir import SweepDir
@@ -56,10 +57,11 @@ def number(value: Any) -> float:
 def read_history(path: Path) -> list[float]:
     """The primary-metric values of one trial, in interval order (a line being written is skipped; one that cannot
     be read at all, nested too deep or a number of too many digits, is NaN: the worst a trial can report, as
-    `sweep status` counts it)."""
+    `sweep status` counts it). Only a regular file is read, and a bounded one (a FIFO would block, /dev/zero never
+    end): anything else is no history."""
     try:
-        text = path.read_text(errors="replace")
-    except OSError:
+        text = read_bounded(path).decode("utf-8", errors="replace")
+    except (RunError, OSError):
         return []
     values = []
     for line in text.splitlines():
@@ -135,9 +137,9 @@ def recheck(sweep_dir: str | Path) -> list[tuple[str, dict[str, Any], Decision]]
     histories = {run.run_id: read_history(run.primary_metric_file) for run in runs}
     out = []
     for run in runs:
-        if not run.policy_log.exists():
+        if not (run.policy_log.exists() or run.policy_log.is_symlink()):
             continue
-        for line in run.policy_log.read_text().splitlines():
+        for line in read_bounded(run.policy_log).decode("utf-8", errors="replace").splitlines():
             entry = json.loads(line)
             lengths = entry["inputs"]["siblings"]
             siblings = {k: histories.get(k, [])[:n] for k, n in lengths.items()}

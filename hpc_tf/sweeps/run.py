@@ -8,7 +8,8 @@ their status.json as any run does; trials that never started are reported from t
 A damaged record affects its own line only: a trial whose status.json cannot be used is DAMAGED with the
 reason (`TrialView.damaged`, also set for a damaged line of its primary metric), and what is wrong with the
 sweep's own records (a `deadline` that is not a timestamp, a `trial_count` its arrays do not hold, a folder
-named like a trial that is none) is listed in `SweepStatus.damaged`; every other trial is shown as usual.
+named like a trial that is none, an `optuna.journal` Optuna cannot replay) is listed in `SweepStatus.damaged`;
+every other trial is shown as usual.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import stat
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +28,7 @@ from ..core import transitions
 from ..core.answers import JobState, NoAnswer
 from ..core.records import EARLY_TERMINATED, TERMINAL_STATES, EarlyStop, SweepRecord
 from ..errors import RunError, SubmissionError
-from ..rundir import RunDir, read_bounded, utc_now
+from ..rundir import RunDir, file_kind, read_bounded, utc_now
 from ..runs.follow import DAMAGED, Run, read_status_or_damaged, timestamp_problem
 from ..settings import Settings
 from .core import transitions as st
@@ -112,7 +114,7 @@ class SweepRun:
         indexes, damaged = self._checked(record, runs)
         views = self._views(record, indexes, self._ask(record, len(indexes), runs), runs)
         if record.sampling == "bayesian":
-            self._fail_stale_optuna_trials(record, views)
+            damaged += self._fail_stale_optuna_trials(record, views)
         deadline_ok = not timestamp_problem(record.deadline)
         late = deadline_ok and not record.stopped and st.past_deadline(record, _dt.datetime.now(_dt.timezone.utc))
         if late and not all(v.final for v in views):
@@ -148,16 +150,32 @@ class SweepRun:
         damaged += [f"{path}: named like a trial of this sweep but is none (not shown)" for path in self.dir.strays()]
         return indexes, damaged
 
-    def _fail_stale_optuna_trials(self, record: SweepRecord, views: list[TrialView]) -> None:
-        """A trial whose job was killed before it told Optuna stays RUNNING there: the run's status decides."""
+    def _fail_stale_optuna_trials(self, record: SweepRecord, views: list[TrialView]) -> list[str]:
+        """A trial whose job was killed before it told Optuna stays RUNNING there: the run's status decides.
+        What is wrong with the journal, if anything: Optuna opens it for appending (a FIFO would block) and replays
+        it whole, so only a regular file is given to it, and a damaged one is named, not a traceback."""
         import importlib.util
 
-        if importlib.util.find_spec("optuna") is None or not self.dir.journal.exists():
-            return
+        journal = self.dir.journal
+        if importlib.util.find_spec("optuna") is None or not journal.exists():
+            return []
+        left = "stale Optuna trials are not failed"
+        try:
+            mode = journal.stat().st_mode
+        except OSError as exc:
+            return [f"cannot read {journal}: {exc.strerror or exc}: {left}"]
+        if not stat.S_ISREG(mode):
+            return [f"{journal} is not a regular file ({file_kind(mode)}): {left}"]
         from .bayesian import fail_stale
 
         final = {v.index for v in views if v.final}
-        fail_stale(self.dir.path, record.sweep_id, lambda index: index in final)
+        try:
+            fail_stale(self.dir.path, record.sweep_id, lambda index: index in final)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
+            return [f"{journal} is damaged ({type(exc).__name__}: {str(exc)[:200]}): {left}"]
+        except OSError as exc:
+            return [f"cannot read {journal}: {exc.strerror or exc}: {left}"]
+        return []
 
     def _ask(self, record: SweepRecord, count: int, runs: list[RunDir]) -> dict[str, JobState]:
         """One query for every task of the sweep's arrays; none once every trial started and ended."""
