@@ -1098,6 +1098,8 @@ def run_case(
     # every one named; a YAML value that cannot be read stops the reading, as a file's does: then the one it names
     if refused and valid.stderr.count("\n  - ") <= 1:
         others = any(_dotted(m.path) in valid.stderr for m in case.mutations)  # the value that stopped the read
+        keys = case.data if isinstance(case.data, dict) else {}
+        others = others or any(f"yaml: {k}: " in valid.stderr for k in keys)  # or a junk key's unreadable value
         misread(any(named) or others, f"none of {[m.path for m in refused]} named:\n{valid.stderr[:2000]}\n{shown}")
     else:
         misread(all(named), f"not all of {[m.path for m in refused]} named:\n{valid.stderr[:2000]}\n{shown}")
